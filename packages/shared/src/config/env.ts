@@ -1,0 +1,206 @@
+/**
+ * Environment: one zod schema, parsed once at start-up, failing fast with a message that names the
+ * variable. Parsing has no side effects (testable without mocks). README's configuration table
+ * mirrors this file: keep them in step.
+ */
+import { z } from "zod";
+import type { ProviderName } from "../errors.js";
+import { ConfigError } from "../errors.js";
+import type { TaskName } from "../tasks/params.js";
+
+/** "true"/"1"/"yes"/"on" -> true; "false"/"0"/"no"/"off"/"" -> false. */
+export const BoolEnv = z
+  .union([z.boolean(), z.string()])
+  .transform((v, ctx) => {
+    if (typeof v === "boolean") return v;
+    const s = v.trim().toLowerCase();
+    if (["true", "1", "yes", "on"].includes(s)) return true;
+    if (["false", "0", "no", "off", ""].includes(s)) return false;
+    ctx.addIssue({ code: "custom", message: `expected a boolean (true/false), got "${v}"` });
+    return z.NEVER;
+  });
+
+const Int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
+const OptStr = z
+  .string()
+  .optional()
+  .transform((s) => (s && s.trim() !== "" ? s.trim() : undefined));
+
+/** "provider:model", e.g. "openai:gpt-4.1-mini". */
+const Route = z
+  .string()
+  .regex(/^(openai|anthropic|vllm):.+$/, 'expected "provider:model" with provider openai, anthropic or vllm')
+  .optional();
+
+export const Env = z
+  .object({
+    /** HTTP port of the API (producer). @defaultValue 8080 */
+    PORT: Int(8080, 0, 65535),
+    /** Interface the API binds to. @defaultValue "127.0.0.1" */
+    HOST: z.string().default("127.0.0.1"),
+    REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
+    /** postgres://... When unset, an embedded PGlite database lives under SIEVE_DATA_DIR. */
+    DATABASE_URL: OptStr,
+    /** Where embedded state lives (PGlite data, simulator files). @defaultValue ".sieve" */
+    SIEVE_DATA_DIR: z.string().default(".sieve"),
+    /** Prefix of every Redis key Sieve writes. @defaultValue "sieve" */
+    SIEVE_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/).default("sieve"),
+    /** Run the bundled provider simulator in-process and send ALL provider traffic to it. A test tool, never a default. */
+    SIEVE_SIMULATOR: BoolEnv.default(false),
+    /** Port of the in-process simulator (0 = any free port). @defaultValue 4010 */
+    SIEVE_SIMULATOR_PORT: Int(4010, 0, 65535),
+    OPENAI_API_KEY: OptStr,
+    OPENAI_BASE_URL: OptStr,
+    ANTHROPIC_API_KEY: OptStr,
+    ANTHROPIC_BASE_URL: OptStr,
+    /** Base URL of a vLLM OpenAI-compatible server, e.g. http://vllm:8000/v1 */
+    VLLM_BASE_URL: OptStr,
+    VLLM_API_KEY: OptStr,
+    /** The model name vLLM serves (see its /v1/models). */
+    VLLM_MODEL: OptStr,
+    /** Route for classify items: "provider:model". Default: the first configured provider's default model. */
+    SIEVE_ROUTE_CLASSIFY: Route,
+    /** Route for translate items: "provider:model". */
+    SIEVE_ROUTE_TRANSLATE: Route,
+    /** Bootstrap API keys, "tenant:key,tenant2:key2". Stored hashed at start-up. */
+    SIEVE_API_KEYS: OptStr,
+    /** Bull Board credentials (HTTP basic auth). Unset: the dashboard is disabled. */
+    SIEVE_ADMIN_USER: OptStr,
+    SIEVE_ADMIN_PASSWORD: OptStr,
+    /** Most items in one POST /v1/jobs. @defaultValue 1000 */
+    SIEVE_MAX_ITEMS_PER_REQUEST: Int(1000, 1, 100_000),
+    /** Longest item text, in characters. @defaultValue 8000 */
+    SIEVE_MAX_TEXT_CHARS: Int(8000, 1, 1_000_000),
+    /** Largest JSON body, in bytes. @defaultValue 5242880 (5 MiB) */
+    SIEVE_MAX_BODY_BYTES: Int(5 * 1024 * 1024, 1024),
+    /** Longest ?wait= a caller may ask for, in ms. @defaultValue 60000 */
+    SIEVE_MAX_WAIT_MS: Int(60_000, 0),
+    /** Items packed into one classify call at most. @defaultValue 25 */
+    SIEVE_CLASSIFY_MAX_ITEMS: Int(25, 1, 500),
+    /** Estimated prompt tokens of items in one classify call at most. @defaultValue 6000 */
+    SIEVE_CLASSIFY_MAX_TOKENS: Int(6000, 1),
+    /** Longest a classify item waits for neighbours before its call is sent, in ms. @defaultValue 200 */
+    SIEVE_CLASSIFY_MAX_WAIT_MS: Int(200, 0),
+    /** Items packed into one translate call at most. @defaultValue 10 */
+    SIEVE_TRANSLATE_MAX_ITEMS: Int(10, 1, 500),
+    /** Estimated prompt tokens of items in one translate call at most. @defaultValue 3000 */
+    SIEVE_TRANSLATE_MAX_TOKENS: Int(3000, 1),
+    /** @defaultValue 200 */
+    SIEVE_TRANSLATE_MAX_WAIT_MS: Int(200, 0),
+    /** LLM calls in flight per provider per worker process. @defaultValue 8 */
+    SIEVE_WORKER_CONCURRENCY: Int(8, 1, 1000),
+    /** Timeout of one LLM call, in ms. @defaultValue 60000 */
+    SIEVE_CALL_TIMEOUT_MS: Int(60_000, 100),
+    /** Attempts for transient provider failures (5xx, timeouts) before an item ends with an error. @defaultValue 6 */
+    SIEVE_MAX_ATTEMPTS: Int(6, 1, 100),
+    /** First retry delay for transient failures (exponential), in ms. @defaultValue 1000 */
+    SIEVE_RETRY_BASE_MS: Int(1000, 1),
+    /** Let items of different tenants share one prompt (off: the tenant is part of every batch key). */
+    SIEVE_MIX_TENANTS: BoolEnv.default(false),
+    /** JSON price table overrides: {"model": {"input": usdPerMTok, "output": ..., "cachedInput": ..., "cacheWrite": ...}} */
+    SIEVE_PRICES: OptStr,
+    /** Run API, workers or both in this process. @defaultValue "all" */
+    SIEVE_ROLE: z.enum(["all", "api", "workers"]).default("all"),
+    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  })
+  .superRefine((e, ctx) => {
+    if (!e.DATABASE_URL && e.SIEVE_ROLE !== "all") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["DATABASE_URL"],
+        message: "the embedded database (PGlite) lives in one process: set DATABASE_URL to run SIEVE_ROLE=api or workers separately",
+      });
+    }
+    if (e.VLLM_BASE_URL && !e.VLLM_MODEL) {
+      ctx.addIssue({ code: "custom", path: ["VLLM_MODEL"], message: "VLLM_MODEL is required when VLLM_BASE_URL is set" });
+    }
+    if ((e.SIEVE_ADMIN_USER && !e.SIEVE_ADMIN_PASSWORD) || (!e.SIEVE_ADMIN_USER && e.SIEVE_ADMIN_PASSWORD)) {
+      ctx.addIssue({ code: "custom", path: ["SIEVE_ADMIN_PASSWORD"], message: "set both SIEVE_ADMIN_USER and SIEVE_ADMIN_PASSWORD, or neither" });
+    }
+  });
+export type Env = z.infer<typeof Env>;
+
+export function parseEnv(source: Record<string, string | undefined> = process.env): Env {
+  const r = Env.safeParse(source);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `  ${i.path.join(".") || "(env)"}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  return r.data;
+}
+
+export interface BatchPolicy {
+  /** Items in one call at most. */
+  maxItems: number;
+  /** Estimated item tokens in one call at most. */
+  maxTokens: number;
+  /** Longest the first item of a batch waits, in ms. */
+  maxWaitMs: number;
+}
+
+export function batchPolicy(env: Env, task: TaskName): BatchPolicy {
+  return task === "classify"
+    ? { maxItems: env.SIEVE_CLASSIFY_MAX_ITEMS, maxTokens: env.SIEVE_CLASSIFY_MAX_TOKENS, maxWaitMs: env.SIEVE_CLASSIFY_MAX_WAIT_MS }
+    : { maxItems: env.SIEVE_TRANSLATE_MAX_ITEMS, maxTokens: env.SIEVE_TRANSLATE_MAX_TOKENS, maxWaitMs: env.SIEVE_TRANSLATE_MAX_WAIT_MS };
+}
+
+export interface ProviderEndpoint {
+  provider: ProviderName;
+  baseURL: string | undefined;
+  apiKey: string;
+  /** Model used when a route names only the provider. */
+  defaultModel: string;
+  /** True when this endpoint is the bundled simulator. */
+  simulated: boolean;
+}
+
+export const DEFAULT_MODELS: Record<Exclude<ProviderName, "vllm">, string> = {
+  openai: "gpt-4.1-mini",
+  anthropic: "claude-haiku-4-5",
+};
+
+/**
+ * Which providers are usable. With SIEVE_SIMULATOR=true every provider points at the simulator
+ * (simulatorUrl must then be given). With nothing configured this throws a ConfigError that says
+ * what to set: Sieve never silently pretends.
+ */
+export function providerEndpoints(env: Env, simulatorUrl?: string): Map<ProviderName, ProviderEndpoint> {
+  const out = new Map<ProviderName, ProviderEndpoint>();
+  if (env.SIEVE_SIMULATOR) {
+    if (!simulatorUrl) throw new ConfigError("SIEVE_SIMULATOR=true but the simulator is not running");
+    out.set("openai", { provider: "openai", baseURL: `${simulatorUrl}/v1`, apiKey: "sk-simulator", defaultModel: DEFAULT_MODELS.openai, simulated: true });
+    out.set("anthropic", { provider: "anthropic", baseURL: simulatorUrl, apiKey: "sk-ant-simulator", defaultModel: DEFAULT_MODELS.anthropic, simulated: true });
+    out.set("vllm", { provider: "vllm", baseURL: `${simulatorUrl}/vllm/v1`, apiKey: "EMPTY", defaultModel: env.VLLM_MODEL ?? "Qwen/Qwen2.5-7B-Instruct-AWQ", simulated: true });
+    return out;
+  }
+  if (env.OPENAI_API_KEY) out.set("openai", { provider: "openai", baseURL: env.OPENAI_BASE_URL, apiKey: env.OPENAI_API_KEY, defaultModel: DEFAULT_MODELS.openai, simulated: false });
+  if (env.ANTHROPIC_API_KEY) out.set("anthropic", { provider: "anthropic", baseURL: env.ANTHROPIC_BASE_URL, apiKey: env.ANTHROPIC_API_KEY, defaultModel: DEFAULT_MODELS.anthropic, simulated: false });
+  if (env.VLLM_BASE_URL && env.VLLM_MODEL) out.set("vllm", { provider: "vllm", baseURL: env.VLLM_BASE_URL, apiKey: env.VLLM_API_KEY ?? "EMPTY", defaultModel: env.VLLM_MODEL, simulated: false });
+  if (out.size === 0) {
+    throw new ConfigError(
+      "no LLM provider is configured. Set OPENAI_API_KEY, ANTHROPIC_API_KEY, or VLLM_BASE_URL + VLLM_MODEL; " +
+        "or run against the bundled provider simulator on purpose with SIEVE_SIMULATOR=true (npm start -- --simulator).",
+    );
+  }
+  return out;
+}
+
+export interface Route {
+  provider: ProviderName;
+  model: string;
+}
+
+/** The configured route of a task, or the first configured provider's default model. */
+export function defaultRoute(env: Env, endpoints: Map<ProviderName, ProviderEndpoint>, task: TaskName): Route {
+  const configured = task === "classify" ? env.SIEVE_ROUTE_CLASSIFY : env.SIEVE_ROUTE_TRANSLATE;
+  if (configured) {
+    const idx = configured.indexOf(":");
+    const provider = configured.slice(0, idx) as ProviderName;
+    if (!endpoints.has(provider)) {
+      throw new ConfigError(`SIEVE_ROUTE_${task.toUpperCase()} names provider "${provider}", which is not configured`);
+    }
+    return { provider, model: configured.slice(idx + 1) };
+  }
+  const first = [...endpoints.values()][0]!;
+  return { provider: first.provider, model: first.defaultModel };
+}

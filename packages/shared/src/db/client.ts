@@ -1,0 +1,69 @@
+/**
+ * One database handle type for both drivers: node-postgres (a real server, DATABASE_URL) and
+ * PGlite (embedded Postgres in-process, with pgvector, when DATABASE_URL is unset).
+ */
+import { fileURLToPath } from "node:url";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import pg from "pg";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePg } from "drizzle-orm/node-postgres";
+import { migrate as migratePg } from "drizzle-orm/node-postgres/migrator";
+import { sql, type SQL } from "drizzle-orm";
+import * as schema from "./schema/index.js";
+
+export { schema };
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+export interface DbHandle {
+  db: Db;
+  kind: "postgres" | "pglite";
+  /** The PGlite instance when embedded (the vector store may share it). */
+  pglite?: import("@electric-sql/pglite").PGlite;
+  close(): Promise<void>;
+}
+
+export const MIGRATIONS_DIR = fileURLToPath(new URL("../../drizzle", import.meta.url));
+
+export interface OpenDbOptions {
+  /** postgres://... When absent, an embedded PGlite database is used. */
+  url?: string | undefined;
+  /** PGlite data directory. `memory://` for an in-memory database. @defaultValue ".sieve/pgdata" */
+  dataDir?: string | undefined;
+  /** Max pooled connections (node-postgres). @defaultValue 10 */
+  poolSize?: number | undefined;
+  /** Run migrations on open. @defaultValue true */
+  migrate?: boolean | undefined;
+}
+
+export async function openDb(opts: OpenDbOptions = {}): Promise<DbHandle> {
+  const runMigrations = opts.migrate ?? true;
+  if (opts.url) {
+    const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 10 });
+    // An idle client erroring (server restart) must not crash the process; the pool replaces it.
+    pool.on("error", () => {});
+    const db = drizzlePg(pool, { schema }) as unknown as Db;
+    if (runMigrations) await migratePg(drizzlePg(pool), { migrationsFolder: MIGRATIONS_DIR });
+    return { db, kind: "postgres", close: () => pool.end() };
+  }
+  const { PGlite } = await import("@electric-sql/pglite");
+  const { vector } = await import("@electric-sql/pglite-pgvector");
+  const { drizzle: drizzlePglite } = await import("drizzle-orm/pglite");
+  const { migrate: migratePglite } = await import("drizzle-orm/pglite/migrator");
+  const dataDir = opts.dataDir ?? ".sieve/pgdata";
+  if (!dataDir.startsWith("memory://")) mkdirSync(path.resolve(dataDir), { recursive: true });
+  const client = await PGlite.create(dataDir, { extensions: { vector } });
+  const db = drizzlePglite(client, { schema }) as unknown as Db;
+  if (runMigrations) await migratePglite(drizzlePglite(client), { migrationsFolder: MIGRATIONS_DIR });
+  return { db, kind: "pglite", pglite: client, close: () => client.close() };
+}
+
+/** Rows of a raw query, whichever driver answered. */
+export async function queryRows<T>(db: Db, query: SQL): Promise<T[]> {
+  const res = (await db.execute(query)) as unknown as { rows: T[] };
+  return res.rows;
+}
+
+export async function ping(db: Db): Promise<void> {
+  await db.execute(sql`select 1`);
+}

@@ -1,0 +1,16 @@
+import { Redis, type RedisOptions } from "ioredis";
+
+/**
+ * Producer-side connections fail fast (a request should get a 503, not hang);
+ * worker connections retry forever (BullMQ requires maxRetriesPerRequest: null).
+ */
+export function createRedis(url: string, role: "producer" | "worker" | "subscriber"): Redis {
+  const opts: RedisOptions =
+    role === "producer"
+      ? { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 5_000, lazyConnect: false }
+      : { maxRetriesPerRequest: null, enableReadyCheck: true };
+  const r = new Redis(url, opts);
+  // Errors surface through the commands that fail; an unhandled 'error' event would crash the process.
+  r.on("error", () => {});
+  return r;
+}
