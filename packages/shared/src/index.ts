@@ -10,3 +10,7 @@ export * from "./batchKey.js";
 export * from "./queues.js";
 export * from "./redis.js";
 export * from "./db/client.js";
+export * from "./db/ops/results.js";
+export * from "./api/schemas.js";
+export * from "./lifecycle.js";
+export * from "./metrics.js";

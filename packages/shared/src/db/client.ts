@@ -67,3 +67,10 @@ export async function queryRows<T>(db: Db, query: SQL): Promise<T[]> {
 export async function ping(db: Db): Promise<void> {
   await db.execute(sql`select 1`);
 }
+
+/** The single row of a raw query (throws when there is none). */
+export async function queryOne<T>(db: Db, query: SQL): Promise<T> {
+  const rows = await queryRows<T>(db, query);
+  if (rows.length === 0) throw new Error("query returned no row");
+  return rows[0]!;
+}

@@ -59,6 +59,10 @@ export const jobs = pgTable(
     errorCount: integer("error_count").notNull().default(0),
     /** True once every queue message for this job is in Redis (a sweeper re-enqueues jobs stuck at false). */
     enqueued: boolean("enqueued").notNull().default(false),
+    /** Queue messages (parcels) the items were split into; the sweeper checks each still exists. */
+    parcelCount: integer("parcel_count").notNull().default(0),
+    /** Items answered from a cache at submit time. */
+    cachedCount: integer("cached_count").notNull().default(0),
     /** Per-request cache options as given (mode, ttl, namespace). */
     cacheOptions: jsonb("cache_options"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),

@@ -33,6 +33,8 @@ CREATE TABLE "jobs" (
 	"done_count" integer DEFAULT 0 NOT NULL,
 	"error_count" integer DEFAULT 0 NOT NULL,
 	"enqueued" boolean DEFAULT false NOT NULL,
+	"parcel_count" integer DEFAULT 0 NOT NULL,
+	"cached_count" integer DEFAULT 0 NOT NULL,
 	"cache_options" jsonb,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"completed_at" timestamp with time zone

@@ -1,0 +1,83 @@
+/**
+ * The HTTP API: /v1/jobs (submit, status, NDJSON results), /healthz, /readyz, /metrics and the
+ * operator dashboard (Bull Board) at /admin/queues behind basic auth.
+ */
+import express, { type NextFunction, type Request, type Response } from "express";
+import { createBullBoard } from "@bull-board/api";
+import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
+import { ExpressAdapter } from "@bull-board/express";
+import { HttpError, coerceError, metrics, ping, registry } from "@sieve/shared";
+import type { ApiContext } from "./context.js";
+import { apiKeyAuth, basicAuth } from "./auth.js";
+import { jobsRouter } from "./routes/jobs.js";
+
+export function createApp(ctx: ApiContext, extraRouters: express.Router[] = []): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+
+  app.use((req, res, next) => {
+    res.on("finish", () => metrics.httpRequests.inc({ route: req.route?.path ?? "unmatched", status: String(res.statusCode) }));
+    next();
+  });
+
+  app.get("/healthz", (_req, res) => {
+    res.json({ ok: true });
+  });
+  app.get("/readyz", async (_req, res) => {
+    const [redis, db] = await Promise.allSettled([ctx.redis.ping(), ping(ctx.db)]);
+    const checks = { redis: redis.status === "fulfilled" ? "ok" : "unreachable", postgres: db.status === "fulfilled" ? "ok" : "unreachable" };
+    const ok = checks.redis === "ok" && checks.postgres === "ok";
+    res.status(ok ? 200 : 503).json({ ok, checks });
+  });
+  app.get("/metrics", async (_req, res) => {
+    res.setHeader("content-type", registry.contentType);
+    res.send(await registry.metrics());
+  });
+
+  if (ctx.env.SIEVE_ADMIN_USER && ctx.env.SIEVE_ADMIN_PASSWORD) {
+    const adapter = new ExpressAdapter();
+    adapter.setBasePath("/admin/queues");
+    createBullBoard({
+      queues: [...ctx.queues.values(), ...(ctx.extraQueues ?? [])].map((q) => new BullMQAdapter(q)),
+      serverAdapter: adapter,
+      options: { uiConfig: { boardTitle: "Sieve queues" } },
+    });
+    app.use("/admin/queues", basicAuth(ctx.env.SIEVE_ADMIN_USER, ctx.env.SIEVE_ADMIN_PASSWORD), adapter.getRouter());
+  } else {
+    app.use("/admin/queues", (_req, res) => {
+      res.status(404).json({ error: { code: "disabled", message: "the dashboard is disabled: set SIEVE_ADMIN_USER and SIEVE_ADMIN_PASSWORD" } });
+    });
+  }
+
+  app.use("/v1", express.json({ limit: ctx.env.SIEVE_MAX_BODY_BYTES, type: ["application/json", "application/*+json"] }));
+  app.use("/v1", apiKeyAuth(ctx.db));
+  app.use(jobsRouter(ctx));
+  for (const r of extraRouters) app.use(r);
+
+  app.use((_req, res) => {
+    res.status(404).json({ error: { code: "not_found", message: "no such route" } });
+  });
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const e = err as { type?: string; status?: number; expose?: boolean };
+    let http: HttpError;
+    if (err instanceof HttpError) http = err;
+    else if (e.type === "entity.too.large") {
+      http = new HttpError(413, "body_too_large", `body: larger than ${ctx.env.SIEVE_MAX_BODY_BYTES} bytes (SIEVE_MAX_BODY_BYTES); split the request or use POST /v1/bulk`, [{ field: "body", message: "too large" }]);
+    } else if (e.type === "entity.parse.failed") {
+      http = new HttpError(400, "invalid_json", "body: not valid JSON", [{ field: "body", message: "invalid JSON" }]);
+    } else if (e.type === "encoding.unsupported" || e.type === "charset.unsupported") {
+      http = new HttpError(415, "unsupported_encoding", "body: unsupported encoding or charset", [{ field: "body", message: "unsupported" }]);
+    } else {
+      ctx.log.error({ err: coerceError(err).message, stack: coerceError(err).stack, path: req.path }, "unhandled error");
+      http = new HttpError(500, "internal", "internal error");
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.status(http.status).json(http.toBody());
+  });
+  return app;
+}

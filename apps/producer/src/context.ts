@@ -1,0 +1,21 @@
+import type { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Db, Env, Logger, ProviderEndpoint, ProviderName } from "@sieve/shared";
+import type { JobWaiter } from "./waiter.js";
+
+/** Everything a request handler needs, built once at start-up. */
+export interface ApiContext {
+  env: Env;
+  db: Db;
+  /** Fail-fast connection for enqueueing. */
+  redis: Redis;
+  /** One realtime queue per configured provider. */
+  queues: Map<ProviderName, Queue>;
+  endpoints: Map<ProviderName, ProviderEndpoint>;
+  waiter: JobWaiter;
+  log: Logger;
+  /** Extra queues shown in Bull Board (maintenance, batch lane). */
+  extraQueues?: Queue[];
+  /** Optional pre-enqueue dedup (cache issue): answers items without any LLM call. */
+  dedup?: import("./submit.js").SubmitDedup;
+}

@@ -1,0 +1,57 @@
+/** Builds the API context (queues, waiter) and starts the HTTP server. */
+import type { Server } from "node:http";
+import { Queue } from "bullmq";
+import { MAINTENANCE_QUEUE, createRedis, realtimeQueueName, type Db, type Env, type Logger, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
+import { createApp } from "./app.js";
+import type { ApiContext } from "./context.js";
+import { JobWaiter } from "./waiter.js";
+
+export interface ApiHandle {
+  server: Server;
+  url: string;
+  ctx: ApiContext;
+  close(): Promise<void>;
+}
+
+export async function startApi(opts: {
+  env: Env;
+  db: Db;
+  endpoints: Map<ProviderName, ProviderEndpoint>;
+  log: Logger;
+  dedup?: ApiContext["dedup"];
+}): Promise<ApiHandle> {
+  const { env } = opts;
+  const prefix = env.SIEVE_QUEUE_PREFIX;
+  const redis = createRedis(env.REDIS_URL, "producer");
+  const queueConn = createRedis(env.REDIS_URL, "producer");
+  const queues = new Map<ProviderName, Queue>();
+  for (const name of opts.endpoints.keys()) queues.set(name, new Queue(realtimeQueueName(name), { connection: queueConn, prefix }));
+  const extraQueues = [new Queue(MAINTENANCE_QUEUE, { connection: queueConn, prefix })];
+  const waiter = new JobWaiter(createRedis(env.REDIS_URL, "subscriber"), prefix, opts.log);
+  const ctx: ApiContext = { env, db: opts.db, redis, queues, endpoints: opts.endpoints, waiter, log: opts.log, extraQueues, ...(opts.dedup ? { dedup: opts.dedup } : {}) };
+  const app = createApp(ctx);
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(env.PORT, env.HOST, () => resolve(s));
+    s.once("error", reject);
+  });
+  // Long-polls can last SIEVE_MAX_WAIT_MS: keep the socket open a little longer than that.
+  server.requestTimeout = env.SIEVE_MAX_WAIT_MS + 30_000;
+  const addr = server.address();
+  const port = typeof addr === "object" && addr ? addr.port : env.PORT;
+  const url = `http://${env.HOST === "0.0.0.0" ? "127.0.0.1" : env.HOST}:${port}`;
+  return {
+    server,
+    url,
+    ctx,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections?.();
+        setTimeout(() => server.closeAllConnections?.(), 2_000).unref();
+      });
+      await waiter.close();
+      await Promise.allSettled([...queues.values(), ...extraQueues].map((q) => q.close()));
+      await Promise.allSettled([redis.quit(), queueConn.quit()]);
+    },
+  };
+}

@@ -1,0 +1,45 @@
+/** JSON shapes the API returns for jobs and items. */
+import type { ItemView, JobRow } from "@sieve/shared/db/ops/jobs";
+
+export function itemJson(v: ItemView) {
+  return {
+    id: v.externalId,
+    status: v.status,
+    ...(v.status === "ok" ? { output: v.output } : {}),
+    ...(v.status === "error" ? { error: { code: v.errorCode, message: v.errorMessage } } : {}),
+    ...(v.status !== "pending"
+      ? {
+          provider: v.provider,
+          model: v.model,
+          llmCallId: v.llmCallId,
+          costUsd: Number(v.costUsd ?? 0),
+          cache: v.cache,
+          ...(v.cacheSource ? { cacheSource: v.cacheSource } : {}),
+        }
+      : {}),
+  };
+}
+
+export function jobJson(job: JobRow, extra: { costUsd?: number } = {}) {
+  return {
+    id: job.id,
+    status: job.status,
+    task: job.task,
+    lane: job.lane,
+    provider: job.provider,
+    model: job.model,
+    promptVersion: job.promptVersion,
+    params: job.params,
+    createdAt: job.createdAt,
+    completedAt: job.completedAt,
+    counts: {
+      items: job.itemCount,
+      done: job.doneCount,
+      succeeded: job.doneCount - job.errorCount,
+      failed: job.errorCount,
+      pending: job.itemCount - job.doneCount,
+      cached: job.cachedCount,
+    },
+    ...(extra.costUsd !== undefined ? { costUsd: extra.costUsd } : {}),
+  };
+}

@@ -1,0 +1,192 @@
+/**
+ * Runs ONE packed batch of items through a provider and persists what it can.
+ *
+ * - Items get short call-local ids ("i1".."iN"), never the caller's ids.
+ * - The answer is validated; items missing, duplicated or invalid are retried by splitting the
+ *   failed set in halves, down to single items; a single item gets `singleAttempts` tries and then
+ *   ends with its own error. One poison item never fails its neighbours.
+ * - Every provider request is recorded (llm_calls) with its results in one transaction.
+ * - A transient provider failure (429, 5xx, timeout) stops the batch: items not yet final are
+ *   returned as `transient` so the caller can retry them later through BullMQ (with Retry-After /
+ *   backoff). Non-retryable 4xx: auth/model errors end every item at once with the provider's
+ *   message; other 4xx (bad request, content filter) are split, since one item may cause them.
+ */
+import type { Logger } from "@sieve/shared";
+import { ProviderError, coerceError, costUsd, validateResults, type PriceTable, type TaskParams, type ProviderName, type NewResult } from "@sieve/shared";
+import type { Db } from "@sieve/shared";
+import { recordOutcome, type FinishedJob } from "@sieve/shared/db/ops/results";
+import type { LlmProvider } from "../providers/types.js";
+
+export interface BatchItem {
+  itemId: number;
+  jobId: string;
+  tenantId: string;
+  text: string;
+}
+
+export interface ExecuteContext {
+  db: Db;
+  provider: LlmProvider;
+  model: string;
+  params: TaskParams;
+  batchKey: string;
+  lane: "realtime" | "batch";
+  prices: PriceTable;
+  timeoutMs: number;
+  /** Tries for an item that is alone in its call. @defaultValue 2 */
+  singleAttempts?: number;
+  signal?: AbortSignal;
+  log: Logger;
+  /** Called after each persisted write with the jobs it finished (publish events, metrics). */
+  onPersisted?: (info: { finishedJobs: FinishedJob[]; okItems: number; errorItems: number; llmCallId: number | null; itemIds: number[] }) => void;
+}
+
+export interface ExecuteResult {
+  /** Items that now have a final result or error (persisted). */
+  final: Set<number>;
+  /** Items not final because of a transient provider failure, with that failure. */
+  transient?: { itemIds: number[]; error: ProviderError };
+  /** Provider requests made. */
+  calls: number;
+}
+
+type ClientErrorScope = "all" | "split";
+
+/** 401/403/404 mean the whole route is broken (key, permission, model): splitting cannot help. */
+function clientErrorScope(err: ProviderError): ClientErrorScope {
+  return err.status === 401 || err.status === 403 || err.status === 404 ? "all" : "split";
+}
+
+function tenantOf(items: BatchItem[]): string {
+  const first = items[0]?.tenantId ?? "unknown";
+  return items.every((i) => i.tenantId === first) ? first : "(mixed)";
+}
+
+function outcomeOf(err: ProviderError): string {
+  switch (err.kind) {
+    case "rate_limited":
+      return "rate_limited";
+    case "server":
+      return "server_error";
+    case "timeout":
+      return "timeout";
+    case "client":
+      return "client_error";
+    case "invalid_output":
+      return "invalid_output";
+  }
+}
+
+export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Promise<ExecuteResult> {
+  const final = new Set<number>();
+  const state = { calls: 0, transient: undefined as ExecuteResult["transient"] };
+  const singleAttempts = ctx.singleAttempts ?? 2;
+  const providerName: ProviderName = ctx.provider.name;
+
+  const persist = async (call: Parameters<typeof recordOutcome>[1], rows: NewResult[]) => {
+    const out = await recordOutcome(ctx.db, call, rows);
+    for (const r of rows) final.add(r.itemId);
+    ctx.onPersisted?.({
+      finishedJobs: out.finishedJobs,
+      okItems: rows.filter((r) => r.status === "ok").length,
+      errorItems: rows.filter((r) => r.status === "error").length,
+      llmCallId: out.llmCallId,
+      itemIds: rows.map((r) => r.itemId),
+    });
+  };
+
+  const errorRows = (batch: BatchItem[], code: string, message: string): NewResult[] =>
+    batch.map((i) => ({ itemId: i.itemId, jobId: i.jobId, tenantId: i.tenantId, status: "error", errorCode: code, errorMessage: message, provider: providerName, model: ctx.model }));
+
+  const run = async (batch: BatchItem[], singleTry: number): Promise<void> => {
+    if (state.transient || batch.length === 0) return;
+    const ids = batch.map((_, i) => `i${i + 1}`);
+    const byId = new Map(ids.map((id, i) => [id, batch[i]!]));
+    const baseCall = {
+      tenantId: tenantOf(batch),
+      provider: providerName,
+      model: ctx.model,
+      lane: ctx.lane,
+      batchKey: ctx.batchKey,
+      itemCount: batch.length,
+    };
+    state.calls++;
+    const started = Date.now();
+    let res;
+    try {
+      res = await ctx.provider.callStructured({
+        model: ctx.model,
+        params: ctx.params,
+        items: batch.map((it, i) => ({ id: ids[i]!, text: it.text })),
+        timeoutMs: ctx.timeoutMs,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+      });
+    } catch (e) {
+      const err =
+        e instanceof ProviderError ? e : new ProviderError({ provider: providerName, kind: "server", message: coerceError(e).message, cause: e });
+      const callRow = { ...baseCall, outcome: outcomeOf(err), error: err.message.slice(0, 2000), latencyMs: Date.now() - started };
+      if (err.retryable) {
+        await recordOutcome(ctx.db, callRow, []);
+        state.transient = { itemIds: batch.map((b) => b.itemId), error: err };
+        return;
+      }
+      if (clientErrorScope(err) === "all" || batch.length === 1) {
+        await persist(callRow, errorRows(batch, "provider_rejected", `${providerName}: ${err.message}`));
+        return;
+      }
+      await recordOutcome(ctx.db, callRow, []);
+      const mid = Math.ceil(batch.length / 2);
+      await run(batch.slice(0, mid), 1);
+      await run(batch.slice(mid), 1);
+      return;
+    }
+
+    const validated = res.answer === undefined
+      ? { ok: new Map(), failed: new Map(ids.map((id) => [id, { reason: "unparseable_output" as const, message: res.parseError ?? "unparseable output" }])), unknownIds: 0 }
+      : validateResults(ctx.params, ids, res.answer);
+    const cost = costUsd(ctx.prices, ctx.model, res.usage, ctx.lane);
+    const perItem = batch.length > 0 ? cost.usd / batch.length : 0;
+    const okRows: NewResult[] = [];
+    for (const [id, output] of validated.ok) {
+      const it = byId.get(id)!;
+      okRows.push({ itemId: it.itemId, jobId: it.jobId, tenantId: it.tenantId, status: "ok", output, provider: providerName, model: ctx.model, costUsd: perItem });
+    }
+    const failedItems = [...validated.failed.keys()].map((id) => byId.get(id)!);
+    const firstFailure = [...validated.failed.values()][0];
+    const isLastSingleTry = batch.length === 1 && failedItems.length === 1 && singleTry >= singleAttempts;
+    const rows = isLastSingleTry
+      ? [...okRows, ...errorRows(failedItems, `item_${firstFailure!.reason}`, `no valid answer for this item after ${singleAttempts} single-item calls: ${firstFailure!.message}`)]
+      : okRows;
+    await persist(
+      {
+        ...baseCall,
+        inputTokens: res.usage.inputTokens,
+        outputTokens: res.usage.outputTokens,
+        cachedInputTokens: res.usage.cachedInputTokens ?? 0,
+        cacheWriteTokens: res.usage.cacheWriteTokens ?? 0,
+        latencyMs: res.latencyMs,
+        costUsd: cost.usd.toFixed(8),
+        outcome: failedItems.length === 0 ? "ok" : okRows.length === 0 ? "invalid_output" : "partial",
+        validCount: okRows.length,
+        error: firstFailure ? `${validated.failed.size} item(s) failed validation, e.g. ${firstFailure.reason}: ${firstFailure.message}`.slice(0, 2000) : null,
+        requestId: res.requestId ?? null,
+      },
+      rows,
+    );
+    if (failedItems.length === 0 || isLastSingleTry) return;
+    if (failedItems.length === 1) {
+      await run(failedItems, batch.length === 1 ? singleTry + 1 : 1);
+      return;
+    }
+    const mid = Math.ceil(failedItems.length / 2);
+    await run(failedItems.slice(0, mid), 1);
+    await run(failedItems.slice(mid), 1);
+  };
+
+  await run(items, 1);
+  if (state.transient) {
+    const pending = items.filter((i) => !final.has(i.itemId)).map((i) => i.itemId);
+    return { final, transient: { itemIds: pending, error: state.transient.error }, calls: state.calls };
+  }
+  return { final, calls: state.calls };
+}

@@ -1,0 +1,111 @@
+/**
+ * Starts the workers of one process: one aggregator per configured provider, and the maintenance
+ * queue (sweeper) driven by a BullMQ job scheduler.
+ */
+import { Queue, Worker } from "bullmq";
+import {
+  MAINTENANCE_QUEUE,
+  batchPolicy,
+  coerceError,
+  createRedis,
+  jobEventsChannel,
+  loadPriceTable,
+  metrics,
+  realtimeQueueName,
+  type Db,
+  type Env,
+  type Logger,
+  type ProviderEndpoint,
+  type ProviderName,
+  type FinishedJob,
+} from "@sieve/shared";
+import { Aggregator } from "./aggregator/aggregator.js";
+import { createProviders } from "./providers/index.js";
+import type { LlmProvider } from "./providers/types.js";
+import { sweepOnce } from "./maintenance/sweeper.js";
+
+export { Aggregator } from "./aggregator/aggregator.js";
+export { executeBatch } from "./aggregator/execute.js";
+export { sweepOnce } from "./maintenance/sweeper.js";
+
+export interface WorkersOptions {
+  env: Env;
+  db: Db;
+  endpoints: Map<ProviderName, ProviderEndpoint>;
+  log: Logger;
+  /** Override providers (tests). */
+  providers?: Map<ProviderName, LlmProvider>;
+  /** Lock duration of held parcels, ms. @defaultValue 30000 */
+  lockDurationMs?: number;
+  /** Sweep every N ms (0 = no scheduler). @defaultValue 30000 */
+  sweepEveryMs?: number;
+  /** Jobs pending longer than this are checked by the sweeper. @defaultValue 60000 */
+  staleAfterMs?: number;
+}
+
+export interface WorkersHandle {
+  aggregators: Aggregator[];
+  close(): Promise<void>;
+}
+
+export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle> {
+  const { env, db, log } = opts;
+  const prefix = env.SIEVE_QUEUE_PREFIX;
+  const connection = createRedis(env.REDIS_URL, "worker");
+  const publisher = createRedis(env.REDIS_URL, "worker");
+  const prices = loadPriceTable(env.SIEVE_PRICES);
+  const providers = opts.providers ?? createProviders(opts.endpoints);
+  const channel = jobEventsChannel(prefix);
+  const onJobsFinished = (jobs: FinishedJob[]) => {
+    for (const j of jobs) {
+      publisher.publish(channel, JSON.stringify(j)).catch((e) => log.warn({ err: coerceError(e).message }, "could not publish job event"));
+    }
+  };
+  const aggregators: Aggregator[] = [];
+  for (const [name, provider] of providers) {
+    const agg = new Aggregator({
+      db,
+      connection,
+      prefix,
+      provider,
+      prices,
+      policies: { classify: batchPolicy(env, "classify"), translate: batchPolicy(env, "translate") },
+      concurrency: env.SIEVE_WORKER_CONCURRENCY,
+      callTimeoutMs: env.SIEVE_CALL_TIMEOUT_MS,
+      lockDurationMs: opts.lockDurationMs ?? 30_000,
+      log: log.child({ provider: name }),
+      onJobsFinished,
+    });
+    await agg.start();
+    aggregators.push(agg);
+  }
+
+  // Maintenance: the sweeper runs on a job scheduler, so exactly one run happens per tick
+  // however many worker processes there are.
+  const queues = new Map<ProviderName, Queue>();
+  for (const name of providers.keys()) queues.set(name, new Queue(realtimeQueueName(name), { connection, prefix }));
+  const maintenance = new Queue(MAINTENANCE_QUEUE, { connection, prefix });
+  const sweepEveryMs = opts.sweepEveryMs ?? 30_000;
+  let maintenanceWorker: Worker | undefined;
+  if (sweepEveryMs > 0) {
+    await maintenance.upsertJobScheduler("sweep", { every: sweepEveryMs }, { name: "sweep", data: { kind: "sweep-unenqueued" } });
+    maintenanceWorker = new Worker(
+      MAINTENANCE_QUEUE,
+      async () => sweepOnce({ db, env, queues, log, staleAfterMs: opts.staleAfterMs ?? 60_000 }),
+      { connection, prefix, concurrency: 1 },
+    );
+    maintenanceWorker.on("error", (e) => log.warn({ err: coerceError(e).message }, "maintenance worker error"));
+  }
+  log.info({ providers: [...providers.keys()], concurrency: env.SIEVE_WORKER_CONCURRENCY }, "workers started");
+  void metrics;
+
+  return {
+    aggregators,
+    async close() {
+      await Promise.allSettled(aggregators.map((a) => a.close()));
+      await maintenanceWorker?.close().catch(() => {});
+      await Promise.allSettled([maintenance.close(), ...[...queues.values()].map((q) => q.close())]);
+      await Promise.allSettled([connection.quit(), publisher.quit()]);
+    },
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * The safety net for "nothing lost": finds jobs still pending after `staleAfterMs` whose items no
+ * queue message will ever answer (the producer died between the database commit and the enqueue,
+ * or a parcel ended up failed/removed in Redis), and enqueues a repair parcel with exactly the
+ * items that still have no result. Safe to run anywhere and often: results are idempotent.
+ */
+import type { Queue } from "bullmq";
+import { countTokens, type Db, type Env, type Logger, type Parcel, type ProviderName, TaskParams, parcelJobId } from "@sieve/shared";
+import { markEnqueued, pendingItemsOfJob, staleJobs } from "@sieve/shared/db/ops/jobs";
+
+const LIVE_STATES = new Set(["waiting", "active", "delayed", "prioritized", "waiting-children"]);
+
+export interface SweepOptions {
+  db: Db;
+  env: Env;
+  queues: Map<ProviderName, Queue>;
+  log: Logger;
+  /** Jobs younger than this are left alone. @defaultValue 60000 */
+  staleAfterMs?: number;
+}
+
+export async function sweepOnce(opts: SweepOptions): Promise<{ repaired: number; items: number }> {
+  const stale = await staleJobs(opts.db, new Date(Date.now() - (opts.staleAfterMs ?? 60_000)));
+  let repaired = 0;
+  let itemsRequeued = 0;
+  for (const job of stale) {
+    const queue = opts.queues.get(job.provider as ProviderName);
+    if (!queue) continue;
+    if (job.enqueued) {
+      const states = await Promise.all(
+        Array.from({ length: job.parcelCount }, (_, i) => queue.getJobState(parcelJobId(job.id, i))),
+      );
+      if (states.some((s) => LIVE_STATES.has(s))) continue;
+      const repairState = await queue.getJobState(`${job.id}-repair`);
+      if (LIVE_STATES.has(repairState)) continue;
+    }
+    const pending = await pendingItemsOfJob(opts.db, job.id);
+    if (pending.length === 0) continue;
+    const params = TaskParams.parse(job.params);
+    // One repair parcel with every pending item: the aggregator packs it maxItems at a time.
+    const parcel: Parcel = {
+      jobId: job.id,
+      tenantId: job.tenantId,
+      batchKey: job.batchKey,
+      provider: job.provider as ProviderName,
+      model: job.model,
+      params,
+      items: pending.map((it) => ({ itemId: it.id, text: it.text, tokens: countTokens(it.text) })),
+      enqueuedAt: Date.now(),
+    };
+    // Remove a finished repair parcel of an earlier sweep so its id can be reused.
+    await queue.remove(`${job.id}-repair`).catch(() => 0);
+    await queue.add("parcel", parcel, {
+      jobId: `${job.id}-repair`,
+      attempts: opts.env.SIEVE_MAX_ATTEMPTS,
+      backoff: { type: "exponential", delay: opts.env.SIEVE_RETRY_BASE_MS },
+      removeOnComplete: { age: 3_600 },
+      removeOnFail: { age: 7 * 24 * 3_600 },
+    });
+    if (!job.enqueued) await markEnqueued(opts.db, job.id, 0);
+    repaired++;
+    itemsRequeued += pending.length;
+    opts.log.warn({ jobId: job.id, items: pending.length, wasEnqueued: job.enqueued }, "sweeper re-enqueued items no queue message would answer");
+  }
+  return { repaired, items: itemsRequeued };
+}

@@ -1,0 +1,148 @@
+import { and, asc, eq, gt, sql } from "drizzle-orm";
+import type { Db } from "../client.js";
+import { queryRows } from "../client.js";
+import { items, jobs, results } from "../schema/index.js";
+
+export interface NewJob {
+  id: string;
+  tenantId: string;
+  task: string;
+  params: unknown;
+  lane: "realtime" | "batch";
+  provider: string;
+  model: string;
+  promptVersion: string;
+  batchKey: string;
+  cacheOptions?: unknown;
+  items: Array<{ externalId: string; text: string; cacheKey?: string | null }>;
+}
+
+export interface CreatedItem {
+  id: number;
+  seq: number;
+  externalId: string;
+  text: string;
+}
+
+/** Rows per multi-row INSERT (Postgres allows 65,535 parameters per statement). */
+const INSERT_CHUNK = 5_000;
+
+/** Inserts a job and its items in one transaction; returns the item ids in submission order. */
+export async function createJob(db: Db, job: NewJob): Promise<CreatedItem[]> {
+  return db.transaction(async (tx) => {
+    await tx.insert(jobs).values({
+      id: job.id,
+      tenantId: job.tenantId,
+      task: job.task,
+      params: job.params,
+      lane: job.lane,
+      provider: job.provider,
+      model: job.model,
+      promptVersion: job.promptVersion,
+      batchKey: job.batchKey,
+      itemCount: job.items.length,
+      cacheOptions: job.cacheOptions ?? null,
+    });
+    const out: CreatedItem[] = [];
+    for (let start = 0; start < job.items.length; start += INSERT_CHUNK) {
+      const chunk = job.items.slice(start, start + INSERT_CHUNK);
+      const rows = await tx
+        .insert(items)
+        .values(
+          chunk.map((it, i) => ({
+            jobId: job.id,
+            tenantId: job.tenantId,
+            seq: start + i,
+            externalId: it.externalId,
+            text: it.text,
+            cacheKey: it.cacheKey ?? null,
+          })),
+        )
+        .returning({ id: items.id, seq: items.seq, externalId: items.externalId, text: items.text });
+      out.push(...rows);
+    }
+    out.sort((a, b) => a.seq - b.seq);
+    return out;
+  });
+}
+
+export async function markEnqueued(db: Db, jobId: string, parcelCount: number): Promise<void> {
+  await db.update(jobs).set({ enqueued: true, parcelCount }).where(eq(jobs.id, jobId));
+}
+
+export async function deleteJob(db: Db, jobId: string): Promise<void> {
+  await db.delete(jobs).where(eq(jobs.id, jobId));
+}
+
+export type JobRow = typeof jobs.$inferSelect;
+
+/** A job, only if it belongs to the tenant (another tenant's id reads as not found). */
+export async function getJob(db: Db, tenantId: string, jobId: string): Promise<JobRow | undefined> {
+  const rows = await db.select().from(jobs).where(and(eq(jobs.id, jobId), eq(jobs.tenantId, tenantId))).limit(1);
+  return rows[0];
+}
+
+export async function getJobCost(db: Db, jobId: string): Promise<number> {
+  const rows = await queryRows<{ usd: string | null }>(db, sql`select coalesce(sum(cost_usd), 0)::text as usd from results where job_id = ${jobId}`);
+  return Number(rows[0]?.usd ?? 0);
+}
+
+export interface ItemView {
+  itemId: number;
+  seq: number;
+  externalId: string;
+  status: "pending" | "ok" | "error";
+  output: unknown;
+  errorCode: string | null;
+  errorMessage: string | null;
+  provider: string | null;
+  model: string | null;
+  llmCallId: number | null;
+  costUsd: string | null;
+  cache: string | null;
+  cacheSource: unknown;
+}
+
+/** Items of a job with their results, in submission order, keyset-paginated by seq. */
+export async function listJobItems(db: Db, jobId: string, opts: { afterSeq?: number; limit: number }): Promise<ItemView[]> {
+  const rows = await db
+    .select({
+      itemId: items.id,
+      seq: items.seq,
+      externalId: items.externalId,
+      status: results.status,
+      output: results.output,
+      errorCode: results.errorCode,
+      errorMessage: results.errorMessage,
+      provider: results.provider,
+      model: results.model,
+      llmCallId: results.llmCallId,
+      costUsd: results.costUsd,
+      cache: results.cache,
+      cacheSource: results.cacheSource,
+    })
+    .from(items)
+    .leftJoin(results, eq(results.itemId, items.id))
+    .where(and(eq(items.jobId, jobId), gt(items.seq, opts.afterSeq ?? -1)))
+    .orderBy(asc(items.seq))
+    .limit(opts.limit);
+  return rows.map((r) => ({ ...r, status: (r.status ?? "pending") as ItemView["status"] }));
+}
+
+/** Items of a job that have no result yet. */
+export async function pendingItemsOfJob(db: Db, jobId: string): Promise<Array<{ id: number; text: string }>> {
+  return queryRows(
+    db,
+    sql`select i.id::int as id, i.text from items i left join results r on r.item_id = i.id where i.job_id = ${jobId} and r.item_id is null order by i.seq`,
+  );
+}
+
+/** Jobs not finished, created before `olderThan`: candidates for the sweeper. */
+export async function staleJobs(db: Db, olderThan: Date, limit = 100): Promise<JobRow[]> {
+  return db
+    .select()
+    .from(jobs)
+    .where(and(eq(jobs.status, "pending"), eq(jobs.lane, "realtime"), sql`${jobs.createdAt} < ${olderThan.toISOString()}`))
+    .orderBy(asc(jobs.createdAt))
+    .limit(limit);
+}

@@ -1,0 +1,123 @@
+/**
+ * Recording what an LLM call produced. One transaction: the call row, the results (INSERT ... ON
+ * CONFLICT DO NOTHING: a result that already exists is never overwritten or duplicated), and the
+ * job counters, incremented ONLY by the rows actually inserted. That is what makes a retried or
+ * duplicated call (crash mid-call, stalled job re-run) unable to double-count anything.
+ */
+import { sql } from "drizzle-orm";
+import type { Db } from "../client.js";
+import { queryRows } from "../client.js";
+import { llmCalls, results } from "../schema/index.js";
+
+export type NewLlmCall = typeof llmCalls.$inferInsert;
+
+export interface NewResult {
+  itemId: number;
+  jobId: string;
+  tenantId: string;
+  status: "ok" | "error";
+  output?: unknown;
+  errorCode?: string;
+  errorMessage?: string;
+  provider?: string | null;
+  model?: string | null;
+  cache?: "exact" | "semantic" | "coalesced" | null;
+  cacheSource?: unknown;
+  costUsd?: number;
+}
+
+export interface FinishedJob {
+  id: string;
+  status: string;
+}
+
+export interface RecordOutcome {
+  llmCallId: number | null;
+  /** Item ids whose result this call inserted (others already had one). */
+  inserted: number[];
+  /** Jobs that this write completed. */
+  finishedJobs: FinishedJob[];
+}
+
+type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+
+async function insertResults(tx: Tx, rows: NewResult[], llmCallId: number | null): Promise<Array<{ itemId: number; jobId: string; status: string }>> {
+  if (rows.length === 0) return [];
+  return tx
+    .insert(results)
+    .values(
+      rows.map((r) => ({
+        itemId: r.itemId,
+        jobId: r.jobId,
+        tenantId: r.tenantId,
+        status: r.status,
+        output: r.output ?? null,
+        errorCode: r.errorCode ?? null,
+        errorMessage: r.errorMessage ?? null,
+        llmCallId: r.status === "ok" && !r.cache ? llmCallId : null,
+        provider: r.provider ?? null,
+        model: r.model ?? null,
+        cache: r.cache ?? null,
+        cacheSource: r.cacheSource ?? null,
+        costUsd: (r.costUsd ?? 0).toFixed(8),
+      })),
+    )
+    .onConflictDoNothing({ target: results.itemId })
+    .returning({ itemId: results.itemId, jobId: results.jobId, status: results.status });
+}
+
+/** Bumps job counters by what was inserted; jobs are updated in id order so concurrent writers never deadlock. */
+async function bumpJobs(tx: Tx, inserted: Array<{ jobId: string; status: string }>): Promise<FinishedJob[]> {
+  const per = new Map<string, { n: number; e: number }>();
+  for (const r of inserted) {
+    const c = per.get(r.jobId) ?? { n: 0, e: 0 };
+    c.n++;
+    if (r.status === "error") c.e++;
+    per.set(r.jobId, c);
+  }
+  const finished: FinishedJob[] = [];
+  for (const jobId of [...per.keys()].sort()) {
+    const c = per.get(jobId)!;
+    const rows = await queryRows<{ id: string; status: string; finished: boolean }>(
+      tx as unknown as Db,
+      sql`update jobs set
+            done_count = done_count + ${c.n},
+            error_count = error_count + ${c.e},
+            status = case when done_count + ${c.n} >= item_count then
+                       case when error_count + ${c.e} = 0 then 'completed'
+                            when error_count + ${c.e} >= item_count then 'failed'
+                            else 'partial' end
+                     else status end,
+            completed_at = case when done_count + ${c.n} >= item_count then now() else completed_at end
+          where id = ${jobId}
+          returning id, status, (done_count >= item_count) as finished`,
+    );
+    const row = rows[0];
+    if (row?.finished) finished.push({ id: row.id, status: row.status });
+  }
+  return finished;
+}
+
+/** Records one LLM call (if any) and its results atomically. */
+export async function recordOutcome(db: Db, call: NewLlmCall | null, rows: NewResult[]): Promise<RecordOutcome> {
+  return db.transaction(async (tx) => {
+    let llmCallId: number | null = null;
+    if (call) {
+      const r = await tx.insert(llmCalls).values(call).returning({ id: llmCalls.id });
+      llmCallId = r[0]!.id;
+    }
+    const inserted = await insertResults(tx, rows, llmCallId);
+    const finishedJobs = await bumpJobs(tx, inserted);
+    return { llmCallId, inserted: inserted.map((r) => r.itemId), finishedJobs };
+  });
+}
+
+/** Item ids among `itemIds` that already have a result. */
+export async function itemsWithResults(db: Db, itemIds: number[]): Promise<Set<number>> {
+  if (itemIds.length === 0) return new Set();
+  const rows = await queryRows<{ item_id: number }>(
+    db,
+    sql`select item_id::int as item_id from results where item_id = any(${sql.param(itemIds)}::bigint[])`,
+  );
+  return new Set(rows.map((r) => r.item_id));
+}

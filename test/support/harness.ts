@@ -1,0 +1,130 @@
+/**
+ * End-to-end harness: a fresh Postgres database, a unique Redis prefix, the provider simulator,
+ * the API on a free port and (optionally) in-process workers. Providers are configured the way a
+ * user would point Sieve at a provider: OPENAI_BASE_URL/OPENAI_API_KEY etc., at the simulator.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { parseEnv, providerEndpoints, createLogger, type Env } from "@sieve/shared";
+import { createTestDb, testPrefix, type TestDb } from "@sieve/shared/db/testing";
+import { addApiKey } from "@sieve/shared/db/ops/tenants";
+import { startSimulator, type SimulatorFaults } from "@sieve/simulator";
+import { startApi, type ApiHandle } from "@sieve/producer/server";
+import { startWorkers, type WorkersHandle } from "@sieve/workers";
+
+export interface Harness {
+  env: Env;
+  envVars: Record<string, string>;
+  db: TestDb;
+  sim: Awaited<ReturnType<typeof startSimulator>>;
+  api: ApiHandle;
+  workers?: WorkersHandle;
+  keys: Record<string, string>;
+  /** fetch against the API with a tenant's key. */
+  call(tenant: string, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; text: string }>;
+  startWorkers(overrides?: Partial<{ lockDurationMs: number; sweepEveryMs: number; staleAfterMs: number }>): Promise<WorkersHandle>;
+  /** Starts workers in a child process (for SIGKILL tests). */
+  spawnWorkerProcess(extraEnv?: Record<string, string>): ChildProcess;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  faults?: SimulatorFaults;
+  env?: Record<string, string>;
+  workers?: boolean;
+  tenants?: string[];
+}
+
+const silent = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+
+export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
+  const db = await createTestDb("sieve_e2e");
+  const sim = await startSimulator({ port: 0, ...(opts.faults ? { faults: opts.faults } : {}) });
+  const envVars: Record<string, string> = {
+    PORT: "0",
+    HOST: "127.0.0.1",
+    REDIS_URL: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
+    DATABASE_URL: db.url,
+    SIEVE_QUEUE_PREFIX: testPrefix("e2e"),
+    OPENAI_API_KEY: "sk-test-openai-key-123456",
+    OPENAI_BASE_URL: `${sim.url}/v1`,
+    ANTHROPIC_API_KEY: "sk-ant-test-key-123456",
+    ANTHROPIC_BASE_URL: sim.url,
+    VLLM_BASE_URL: `${sim.url}/vllm/v1`,
+    VLLM_MODEL: "Qwen/Qwen2.5-7B-Instruct-AWQ",
+    SIEVE_ROUTE_CLASSIFY: "openai:gpt-4.1-mini",
+    SIEVE_ROUTE_TRANSLATE: "openai:gpt-4.1-mini",
+    SIEVE_RETRY_BASE_MS: "200",
+    SIEVE_CALL_TIMEOUT_MS: "5000",
+    LOG_LEVEL: "silent",
+    ...opts.env,
+  };
+  const env = parseEnv(envVars);
+  const endpoints = providerEndpoints(env);
+  const api = await startApi({ env, db: db.db, endpoints, log: silent });
+  const keys: Record<string, string> = {};
+  for (const t of opts.tenants ?? ["acme", "globex"]) {
+    keys[t] = `sk-sieve-test-${t}-${Math.random().toString(36).slice(2)}`;
+    await addApiKey(db.db, t, keys[t]!);
+  }
+  const children = new Set<ChildProcess>();
+  const h: Harness = {
+    env,
+    envVars,
+    db,
+    sim,
+    api,
+    keys,
+    async call(tenant, method, path, body, headers = {}) {
+      const res = await fetch(`${api.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${keys[tenant] ?? tenant}`, ...(body !== undefined ? { "content-type": "application/json" } : {}), ...headers },
+        ...(body !== undefined ? { body: typeof body === "string" ? body : JSON.stringify(body) } : {}),
+      });
+      const text = await res.text();
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+      return { status: res.status, body: parsed, text };
+    },
+    async startWorkers(o = {}) {
+      h.workers = await startWorkers({ env, db: db.db, endpoints, log: silent, lockDurationMs: o.lockDurationMs ?? 5_000, sweepEveryMs: o.sweepEveryMs ?? 0, staleAfterMs: o.staleAfterMs ?? 60_000 });
+      return h.workers;
+    },
+    spawnWorkerProcess(extraEnv = {}) {
+      const script = fileURLToPath(new URL("./worker-process.ts", import.meta.url));
+      const child = spawn(process.execPath, ["--import", "tsx", script], {
+        env: { ...process.env, ...envVars, SIEVE_ROLE: "workers", ...extraEnv },
+        stdio: ["ignore", "inherit", "inherit"],
+      });
+      children.add(child);
+      child.on("exit", () => children.delete(child));
+      return child;
+    },
+    async close() {
+      for (const c of children) c.kill("SIGKILL");
+      await h.workers?.close();
+      await api.close();
+      await sim.close();
+      await db.drop();
+    },
+  };
+  if (opts.workers ?? true) await h.startWorkers();
+  return h;
+}
+
+/** Polls GET /v1/jobs/:id until it is no longer pending. */
+export async function waitForJob(h: Harness, tenant: string, jobId: string, timeoutMs = 60_000): Promise<any> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const r = await h.call(tenant, "GET", `/v1/jobs/${jobId}?wait=2s&limit=10000`);
+    if (r.status !== 200) throw new Error(`GET job ${jobId}: ${r.status} ${r.text}`);
+    if (r.body.status !== "pending") return r.body;
+  }
+  throw new Error(`job ${jobId} still pending after ${timeoutMs} ms`);
+}
+
+export const LABELS = ["World", "Sports", "Business", "Sci/Tech"];

@@ -1,0 +1,24 @@
+/** A workers-only Sieve process, for tests that SIGKILL it mid-call. Reads its config from env. */
+import { createLogger, openDb, parseEnv, providerEndpoints } from "@sieve/shared";
+import { startWorkers } from "@sieve/workers";
+
+const env = parseEnv();
+const log = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+const dbh = await openDb({ url: env.DATABASE_URL, migrate: false });
+const w = await startWorkers({
+  env,
+  db: dbh.db,
+  endpoints: providerEndpoints(env),
+  log,
+  lockDurationMs: Number(process.env.TEST_LOCK_MS ?? 3_000),
+  sweepEveryMs: 0,
+});
+process.send?.("ready");
+console.log(`worker-process ready pid=${process.pid}`);
+const stop = async () => {
+  await w.close();
+  await dbh.close();
+  process.exit(0);
+};
+process.once("SIGTERM", stop);
+process.once("SIGINT", stop);
