@@ -18,4 +18,6 @@ export interface ApiContext {
   extraQueues?: Queue[];
   /** Optional pre-enqueue dedup (cache issue): answers items without any LLM call. */
   dedup?: import("./submit.js").SubmitDedup;
+  /** The provider Batch API lane, when enabled: told about new batch-lane jobs. */
+  batchLane?: { notify(jobId: string, itemCount: number): Promise<void> };
 }

@@ -74,8 +74,8 @@ export function resolveRoute(ctx: ApiContext, params: TaskParams, provider?: Pro
 }
 
 export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<SubmitResult> {
-  if (input.lane === "batch") {
-    throw new HttpError(400, "invalid_request", 'lane: the batch lane is not available on this server yet; use "realtime"', [{ field: "lane", message: "not available" }]);
+  if (input.lane === "batch" && !ctx.batchLane) {
+    throw new HttpError(400, "invalid_request", 'lane: the batch lane is not enabled on this server; use "realtime"', [{ field: "lane", message: "not enabled" }]);
   }
   const route = resolveRoute(ctx, input.params, input.provider, input.model);
   const queue = ctx.queues.get(route.provider);
@@ -120,6 +120,12 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
   const misses = created.filter((_, i) => !answers.has(i));
   await ctx.dedup?.afterCreate?.(jobId, misses, dctx);
 
+  if (input.lane === "batch") {
+    // Batch-lane items wait in Postgres (not one Redis job each): the batch packer picks them up.
+    await markEnqueued(ctx.db, jobId, 0);
+    await ctx.batchLane!.notify(jobId, misses.length);
+    return { jobId, itemCount: created.length, cached: answers.size, parcels: 0 };
+  }
   const policy = batchPolicy(ctx.env, input.params.task);
   const parcels: Parcel[] = [];
   for (let i = 0; i < misses.length; i += policy.maxItems) {
