@@ -123,9 +123,11 @@ export const results = pgTable(
     cacheSource: jsonb("cache_source"),
     /** This item's share of its LLM call's cost. */
     costUsd: numeric("cost_usd", { precision: 14, scale: 8 }).notNull().default("0"),
+    /** For cache hits: the estimated cost of the LLM call the hit avoided. */
+    savedUsd: numeric("saved_usd", { precision: 14, scale: 8 }).notNull().default("0"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [index("results_job_idx").on(t.jobId, t.itemId)],
+  (t) => [index("results_job_idx").on(t.jobId, t.itemId), index("results_tenant_cache_idx").on(t.tenantId, t.cache)],
 );
 
 /** Every LLM request Sieve made, whatever its outcome. */
