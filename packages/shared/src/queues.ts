@@ -26,7 +26,21 @@ export const Parcel = z.object({
   provider: z.enum(["openai", "anthropic", "vllm"]),
   model: z.string(),
   params: TaskParams,
-  items: z.array(z.object({ itemId: z.number().int(), text: z.string(), tokens: z.number().int().nonnegative() })).min(1),
+  items: z
+    .array(
+      z.object({
+        itemId: z.number().int(),
+        text: z.string(),
+        tokens: z.number().int().nonnegative(),
+        /** Exact-cache key; absent when caching is bypassed. */
+        cacheKey: z.string().optional(),
+        /** This item holds the in-flight claim for its key: followers wait for its answer. */
+        lead: z.boolean().optional(),
+      }),
+    )
+    .min(1),
+  /** Cache writes for this parcel's answers (absent: none). */
+  cache: z.object({ ttlSeconds: z.number().int().positive(), namespace: z.string() }).optional(),
   /** Enqueue time (ms since epoch), for latency metrics. */
   enqueuedAt: z.number(),
 });

@@ -99,6 +99,38 @@ export const Env = z
     SIEVE_MIX_TENANTS: BoolEnv.default(false),
     /** JSON price table overrides: {"model": {"input": usdPerMTok, "output": ..., "cachedInput": ..., "cacheWrite": ...}} */
     SIEVE_PRICES: OptStr,
+    /** Exact cache + in-flight coalescing on/off. @defaultValue true */
+    SIEVE_CACHE_ENABLED: BoolEnv.default(true),
+    /** Default time to live of cache entries, in seconds (per request: cache.ttlSeconds). @defaultValue 604800 (7 days) */
+    SIEVE_CACHE_TTL_SECONDS: Int(7 * 24 * 3600, 1),
+    /** Most exact-cache entries kept before eviction. @defaultValue 1000000 */
+    SIEVE_CACHE_MAX_ENTRIES: Int(1_000_000, 1),
+    /** Eviction policy at SIEVE_CACHE_MAX_ENTRIES: lru (least recently used) or lfu (least often used). @defaultValue "lru" */
+    SIEVE_CACHE_EVICTION: z.enum(["lru", "lfu"]).default("lru"),
+    /** Semantic cache backend: off, pgvector (embedded PGlite + pgvector) or qdrant. @defaultValue "pgvector" */
+    SIEVE_SEMANTIC_CACHE: z.enum(["off", "pgvector", "qdrant"]).default("pgvector"),
+    /** Tasks that use the semantic cache unless a request says otherwise (comma list). @defaultValue "classify" */
+    SIEVE_SEMANTIC_TASKS: z.string().default("classify"),
+    /** Cosine similarity at or above which a neighbour answers a classify item. @defaultValue 0.9 */
+    SIEVE_SEMANTIC_THRESHOLD_CLASSIFY: z.coerce.number().min(0).max(1).default(0.9),
+    /** Same for translate (a paraphrase rarely has the same translation: keep it high). @defaultValue 0.97 */
+    SIEVE_SEMANTIC_THRESHOLD_TRANSLATE: z.coerce.number().min(0).max(1).default(0.97),
+    /** Most semantic-cache entries kept (LRU beyond). @defaultValue 1000000 */
+    SIEVE_SEMANTIC_MAX_ENTRIES: Int(1_000_000, 1),
+    /** Share of semantic hits also sent to the LLM to measure the false-hit rate (0..1). @defaultValue 0.05 */
+    SIEVE_SEMANTIC_AUDIT_RATE: z.coerce.number().min(0).max(1).default(0.05),
+    /** Embeddings: use-lite (embedded Universal Sentence Encoder lite, CPU) or openai (any OpenAI-compatible /v1/embeddings). @defaultValue "use-lite" */
+    SIEVE_EMBEDDINGS: z.enum(["use-lite", "openai"]).default("use-lite"),
+    /** Base URL for SIEVE_EMBEDDINGS=openai (OpenAI, vLLM or TEI). Default: OPENAI_BASE_URL. */
+    SIEVE_EMBEDDINGS_URL: OptStr,
+    SIEVE_EMBEDDINGS_API_KEY: OptStr,
+    /** @defaultValue "text-embedding-3-small" */
+    SIEVE_EMBEDDINGS_MODEL: z.string().default("text-embedding-3-small"),
+    /** Qdrant URL for SIEVE_SEMANTIC_CACHE=qdrant, e.g. http://qdrant:6333 */
+    QDRANT_URL: OptStr,
+    QDRANT_API_KEY: OptStr,
+    /** @defaultValue "sieve_semantic_cache" */
+    QDRANT_COLLECTION: z.string().default("sieve_semantic_cache"),
     /** Run API, workers or both in this process. @defaultValue "all" */
     SIEVE_ROLE: z.enum(["all", "api", "workers"]).default("all"),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -113,6 +145,9 @@ export const Env = z
     }
     if (e.VLLM_BASE_URL && !e.VLLM_MODEL) {
       ctx.addIssue({ code: "custom", path: ["VLLM_MODEL"], message: "VLLM_MODEL is required when VLLM_BASE_URL is set" });
+    }
+    if (e.SIEVE_SEMANTIC_CACHE === "qdrant" && !e.QDRANT_URL) {
+      ctx.addIssue({ code: "custom", path: ["QDRANT_URL"], message: "QDRANT_URL is required when SIEVE_SEMANTIC_CACHE=qdrant" });
     }
     if ((e.SIEVE_ADMIN_USER && !e.SIEVE_ADMIN_PASSWORD) || (!e.SIEVE_ADMIN_USER && e.SIEVE_ADMIN_PASSWORD)) {
       ctx.addIssue({ code: "custom", path: ["SIEVE_ADMIN_PASSWORD"], message: "set both SIEVE_ADMIN_USER and SIEVE_ADMIN_PASSWORD, or neither" });
