@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   let simulatorUrl: string | undefined;
   if (env.SIEVE_SIMULATOR) {
     const { startSimulator } = await import("@sieve/simulator");
-    const sim = await startSimulator({ port: env.SIEVE_SIMULATOR_PORT, host: "127.0.0.1" });
+    const sim = await startSimulator({ port: env.SIEVE_SIMULATOR_PORT, host: "127.0.0.1", ...(env.VLLM_MODEL ? { vllm: { model: env.VLLM_MODEL } } : {}) });
     simulatorUrl = sim.url;
     shutdown.add("simulator", () => sim.close());
     log.warn({ url: sim.url }, "PROVIDER SIMULATOR in use (SIEVE_SIMULATOR=true): answers are synthetic, no real LLM is called");
