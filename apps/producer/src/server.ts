@@ -5,6 +5,8 @@ import { MAINTENANCE_QUEUE, createRedis, realtimeQueueName, type Db, type Env, t
 import { createApp } from "./app.js";
 import type { ApiContext } from "./context.js";
 import { JobWaiter } from "./waiter.js";
+import { createDedup, type SemanticLookup } from "./dedup.js";
+import { ExactCache } from "@sieve/shared/dedup/exact";
 
 export interface ApiHandle {
   server: Server;
@@ -19,6 +21,8 @@ export async function startApi(opts: {
   endpoints: Map<ProviderName, ProviderEndpoint>;
   log: Logger;
   dedup?: ApiContext["dedup"];
+  /** Semantic lookups (built by the caller when SIEVE_SEMANTIC_CACHE is not off). */
+  semantic?: SemanticLookup;
 }): Promise<ApiHandle> {
   const { env } = opts;
   const prefix = env.SIEVE_QUEUE_PREFIX;
@@ -28,7 +32,18 @@ export async function startApi(opts: {
   for (const name of opts.endpoints.keys()) queues.set(name, new Queue(realtimeQueueName(name), { connection: queueConn, prefix }));
   const extraQueues = [new Queue(MAINTENANCE_QUEUE, { connection: queueConn, prefix })];
   const waiter = new JobWaiter(createRedis(env.REDIS_URL, "subscriber"), prefix, opts.log);
-  const ctx: ApiContext = { env, db: opts.db, redis, queues, endpoints: opts.endpoints, waiter, log: opts.log, extraQueues, ...(opts.dedup ? { dedup: opts.dedup } : {}) };
+  const dedup =
+    opts.dedup ??
+    (env.SIEVE_CACHE_ENABLED
+      ? createDedup({
+          env,
+          db: opts.db,
+          exact: new ExactCache(redis, opts.db, { prefix, maxEntries: env.SIEVE_CACHE_MAX_ENTRIES, policy: env.SIEVE_CACHE_EVICTION }),
+          ...(opts.semantic ? { semantic: opts.semantic } : {}),
+          log: opts.log,
+        })
+      : undefined);
+  const ctx: ApiContext = { env, db: opts.db, redis, queues, endpoints: opts.endpoints, waiter, log: opts.log, extraQueues, ...(dedup ? { dedup } : {}) };
   const app = createApp(ctx);
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(env.PORT, env.HOST, () => resolve(s));

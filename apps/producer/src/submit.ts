@@ -20,7 +20,7 @@ import {
   type Route,
   type TaskParams,
 } from "@sieve/shared";
-import { createJob, deleteJob, markEnqueued, type CreatedItem } from "@sieve/shared/db/ops/jobs";
+import { createJob, deleteJob, markEnqueued, setCachedCount, type CreatedItem } from "@sieve/shared/db/ops/jobs";
 import type { ApiContext } from "./context.js";
 
 export interface SubmitInput {
@@ -44,14 +44,29 @@ export interface DedupAnswer {
   output: unknown;
   cache: "exact" | "semantic" | "coalesced";
   source?: unknown;
+  /** Estimated cost of the LLM call this answer avoided. */
+  savedUsd?: number;
 }
 
 /** Answers items before they are enqueued (cache issue). Returns answers by item index. */
 export interface SubmitDedup {
   /** Cache keys per item (stored on the items), and answers for the items it can answer now. */
   lookup(items: Array<{ id: string; text: string }>, ctx: DedupContext): Promise<{ cacheKeys: Array<string | null>; answers: Map<number, DedupAnswer> }>;
-  /** Called once the job's items are persisted, with the items that still need the LLM. */
-  afterCreate?(jobId: string, items: CreatedItem[], ctx: DedupContext): Promise<void>;
+  /**
+   * Called once the job's items are persisted, with the items that still need the LLM. Returns
+   * the items NOT to enqueue (followers of an identical in-flight item, late cache hits it has
+   * answered itself) and per-item cache instructions for the ones that are enqueued.
+   */
+  afterCreate?(jobId: string, items: CreatedItem[], cacheKeys: Map<number, string>, ctx: DedupContext): Promise<DedupPlan>;
+}
+
+export interface DedupPlan {
+  hold: Set<number>;
+  lead: Set<number>;
+  /** Cache writes for enqueued items' answers (absent in bypass mode). */
+  write?: { ttlSeconds: number; namespace: string };
+  /** Items answered during afterCreate (late hits). */
+  answered: number;
 }
 
 export interface SubmitResult {
@@ -113,18 +128,27 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
       cacheSource: a.source ?? null,
       provider: route.provider,
       model: route.model,
+      savedUsd: a.savedUsd ?? 0,
     }));
     await recordOutcome(ctx.db, null, rows);
     for (const a of answers.values()) metrics.itemsFinished.inc({ status: "ok", cache: a.cache });
   }
-  const misses = created.filter((_, i) => !answers.has(i));
-  await ctx.dedup?.afterCreate?.(jobId, misses, dctx);
+  let misses = created.filter((_, i) => !answers.has(i));
+  const keyOf = new Map<number, string>();
+  created.forEach((c, i) => {
+    const k = dedup?.cacheKeys[i];
+    if (k) keyOf.set(c.id, k);
+  });
+  const plan = dedup && ctx.dedup?.afterCreate ? await ctx.dedup.afterCreate(jobId, misses, keyOf, dctx) : undefined;
+  if (plan) misses = misses.filter((m) => !plan.hold.has(m.id));
+  const cachedCount = answers.size + (plan?.answered ?? 0);
+  if (cachedCount > 0) await setCachedCount(ctx.db, jobId, cachedCount);
 
   if (input.lane === "batch") {
     // Batch-lane items wait in Postgres (not one Redis job each): the batch packer picks them up.
     await markEnqueued(ctx.db, jobId, 0);
     await ctx.batchLane!.notify(jobId, misses.length);
-    return { jobId, itemCount: created.length, cached: answers.size, parcels: 0 };
+    return { jobId, itemCount: created.length, cached: cachedCount, parcels: 0 };
   }
   const policy = batchPolicy(ctx.env, input.params.task);
   const parcels: Parcel[] = [];
@@ -136,7 +160,11 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
       provider: route.provider,
       model: route.model,
       params: input.params,
-      items: misses.slice(i, i + policy.maxItems).map((it) => ({ itemId: it.id, text: it.text, tokens: countTokens(it.text) })),
+      items: misses.slice(i, i + policy.maxItems).map((it) => {
+        const key = plan?.write ? keyOf.get(it.id) : undefined;
+        return { itemId: it.id, text: it.text, tokens: countTokens(it.text), ...(key ? { cacheKey: key, lead: plan!.lead.has(it.id) } : {}) };
+      }),
+      ...(plan?.write ? { cache: plan.write } : {}),
       enqueuedAt: Date.now(),
     });
   }
@@ -149,7 +177,7 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
     await deleteJob(ctx.db, jobId).catch(() => {});
     throw new HttpError(503, "queue_unavailable", "the queue (Redis) is not reachable; nothing was accepted, retry later", { cause: String(e) });
   }
-  return { jobId, itemCount: created.length, cached: answers.size, parcels: parcels.length };
+  return { jobId, itemCount: created.length, cached: cachedCount, parcels: parcels.length };
 }
 
 export function parcelOpts(ctx: ApiContext, jobId: string) {

@@ -1,5 +1,5 @@
 /** JSON shapes the API returns for jobs and items. */
-import type { ItemView, JobRow } from "@sieve/shared/db/ops/jobs";
+import type { ItemView, JobRow, JobTotals } from "@sieve/shared/db/ops/jobs";
 
 export function itemJson(v: ItemView) {
   return {
@@ -20,7 +20,7 @@ export function itemJson(v: ItemView) {
   };
 }
 
-export function jobJson(job: JobRow, extra: { costUsd?: number } = {}) {
+export function jobJson(job: JobRow, totals?: JobTotals) {
   return {
     id: job.id,
     status: job.status,
@@ -38,8 +38,8 @@ export function jobJson(job: JobRow, extra: { costUsd?: number } = {}) {
       succeeded: job.doneCount - job.errorCount,
       failed: job.errorCount,
       pending: job.itemCount - job.doneCount,
-      cached: job.cachedCount,
+      cached: totals?.cached ?? job.cachedCount,
     },
-    ...(extra.costUsd !== undefined ? { costUsd: extra.costUsd } : {}),
+    ...(totals ? { costUsd: totals.costUsd, savedUsd: totals.savedUsd } : {}),
   };
 }

@@ -23,6 +23,8 @@ import { Aggregator } from "./aggregator/aggregator.js";
 import { createProviders } from "./providers/index.js";
 import type { LlmProvider } from "./providers/types.js";
 import { sweepOnce } from "./maintenance/sweeper.js";
+import { createAfterResults, type SemanticFill } from "./dedup/afterResults.js";
+import { ExactCache } from "@sieve/shared/dedup/exact";
 
 export { Aggregator } from "./aggregator/aggregator.js";
 export { executeBatch } from "./aggregator/execute.js";
@@ -41,6 +43,8 @@ export interface WorkersOptions {
   sweepEveryMs?: number;
   /** Jobs pending longer than this are checked by the sweeper. @defaultValue 60000 */
   staleAfterMs?: number;
+  /** Where answered items go for the semantic cache (absent: semantic cache off). */
+  semanticFill?: SemanticFill;
 }
 
 export interface WorkersHandle {
@@ -61,6 +65,15 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       publisher.publish(channel, JSON.stringify(j)).catch((e) => log.warn({ err: coerceError(e).message }, "could not publish job event"));
     }
   };
+  const afterResults = env.SIEVE_CACHE_ENABLED
+    ? createAfterResults({
+        db,
+        exact: new ExactCache(publisher, db, { prefix, maxEntries: env.SIEVE_CACHE_MAX_ENTRIES, policy: env.SIEVE_CACHE_EVICTION }),
+        ...(opts.semanticFill ? { semantic: opts.semanticFill } : {}),
+        log,
+        onJobsFinished,
+      })
+    : undefined;
   const aggregators: Aggregator[] = [];
   for (const [name, provider] of providers) {
     const agg = new Aggregator({
@@ -75,6 +88,7 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       lockDurationMs: opts.lockDurationMs ?? 30_000,
       log: log.child({ provider: name }),
       onJobsFinished,
+      ...(afterResults ? { afterResults } : {}),
     });
     await agg.start();
     aggregators.push(agg);

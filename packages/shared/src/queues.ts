@@ -61,3 +61,28 @@ export function parcelJobId(jobId: string, chunk: number): string {
 export function jobEventsChannel(prefix: string): string {
   return `${prefix}:events:jobs`;
 }
+
+// --- Batch lane (issue 4, docs/batch-lane.md) ---
+
+/** The provider Batch API lane's housekeeping queue: packer and lifecycle poller (workers process). */
+export const BATCH_LANE_QUEUE = "batch-lane";
+/** Nightly bulk ingestion of SIEVE_BULK_INBOX (API process). */
+export const BULK_INBOX_QUEUE = "bulk-inbox";
+
+/**
+ * Jobs of BATCH_LANE_QUEUE. Their payloads carry no items: items wait in Postgres (batch_items),
+ * so Redis holds a handful of these however many items wait.
+ */
+export const BatchLaneJob = z.discriminatedUnion("kind", [
+  /** Claim waiting items, pack them into provider batches, submit (also reconciles half-submitted batches). */
+  z.object({ kind: z.literal("pack") }),
+  /** Follow every open batch; settle the ended ones. */
+  z.object({ kind: z.literal("poll") }),
+]);
+export type BatchLaneJob = z.infer<typeof BatchLaneJob>;
+
+export const BulkInboxJob = z.object({ kind: z.literal("scan-inbox") });
+export type BulkInboxJob = z.infer<typeof BulkInboxJob>;
+
+/** Deduplication id of "pack" kicks: many submits in a burst cause one packer run. */
+export const PACK_KICK_ID = "pack-kick";

@@ -7,7 +7,7 @@ import { Redis, type RedisOptions } from "ioredis";
 export function createRedis(url: string, role: "producer" | "worker" | "subscriber"): Redis {
   const opts: RedisOptions =
     role === "producer"
-      ? { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 5_000, lazyConnect: false }
+      ? { maxRetriesPerRequest: 1, connectTimeout: 5_000 }
       : { maxRetriesPerRequest: null, enableReadyCheck: true };
   const r = new Redis(url, opts);
   // Errors surface through the commands that fail; an unhandled 'error' event would crash the process.

@@ -1,6 +1,6 @@
 import { Router, type Request, type Response, type NextFunction } from "express";
 import { HttpError, JobRequest, parseOrThrow, taskParamsOf } from "@sieve/shared";
-import { getJob, getJobCost, listJobItems } from "@sieve/shared/db/ops/jobs";
+import { getJob, getJobTotals, listJobItems } from "@sieve/shared/db/ops/jobs";
 import type { ApiContext } from "../context.js";
 import { res_locals } from "../auth.js";
 import { submitJob } from "../submit.js";
@@ -36,13 +36,13 @@ export function jobsRouter(ctx: ApiContext): Router {
   async function view(tenantId: string, jobId: string, limit: number, after?: number) {
     const job = await getJob(ctx.db, tenantId, jobId);
     if (!job) throw new HttpError(404, "not_found", `job ${jobId} not found`);
-    const [costUsd, items] = await Promise.all([getJobCost(ctx.db, jobId), listJobItems(ctx.db, jobId, { limit: limit + 1, ...(after !== undefined ? { afterSeq: after } : {}) })]);
+    const [totals, items] = await Promise.all([getJobTotals(ctx.db, jobId), listJobItems(ctx.db, jobId, { limit: limit + 1, ...(after !== undefined ? { afterSeq: after } : {}) })]);
     const more = items.length > limit;
     const page = items.slice(0, limit);
     return {
       job,
       body: {
-        ...jobJson(job, { costUsd }),
+        ...jobJson(job, totals),
         items: page.map(itemJson),
         ...(more ? { nextAfter: page[page.length - 1]!.seq } : {}),
       },

@@ -29,10 +29,12 @@ import {
   type Logger,
   type PriceTable,
   type ProviderName,
+  type NewResult,
 } from "@sieve/shared";
 import { itemsWithResults, recordOutcome, type FinishedJob } from "@sieve/shared/db/ops/results";
 import type { LlmProvider } from "../providers/types.js";
 import { executeBatch, type BatchItem } from "./execute.js";
+import type { LandedResult } from "../dedup/afterResults.js";
 
 export interface AggregatorOptions {
   db: Db;
@@ -54,6 +56,8 @@ export interface AggregatorOptions {
   /** Jobs finished by a write: the caller publishes events. */
   onJobsFinished?: (jobs: FinishedJob[]) => void;
   onCall?: (info: { provider: ProviderName; model: string; items: number; calls: number }) => void;
+  /** Results that were inserted (cache writes, coalesced followers). */
+  afterResults?: (landed: LandedResult[]) => Promise<void>;
 }
 
 interface Held {
@@ -265,8 +269,9 @@ export class Aggregator {
           timeoutMs: this.opts.callTimeoutMs,
           signal: this.abort.signal,
           log: this.opts.log,
-          onPersisted: (info) => {
+          onPersisted: async (info) => {
             if (info.finishedJobs.length > 0) this.opts.onJobsFinished?.(info.finishedJobs);
+            if (this.opts.afterResults) await this.opts.afterResults(this.landed(items, info.rows, info.inserted));
           },
         },
         items,
@@ -297,6 +302,18 @@ export class Aggregator {
       touched.add(it.held);
     }
     for (const h of touched) if (h.outstanding === 0) await this.settleParcel(h);
+  }
+
+  private landed(items: PendingItem[], rows: NewResult[], inserted: Set<number>): LandedResult[] {
+    const byId = new Map(items.map((i) => [i.itemId, i]));
+    const out: LandedResult[] = [];
+    for (const row of rows) {
+      if (!inserted.has(row.itemId)) continue;
+      const p = byId.get(row.itemId);
+      const item = p?.held.parcel.items.find((x) => x.itemId === row.itemId);
+      if (p && item) out.push({ row, item, parcel: p.held.parcel });
+    }
+    return out;
   }
 
   /** All items of a parcel are settled: complete it, or hand it back to BullMQ for a retry. */
@@ -336,6 +353,11 @@ export class Aggregator {
         }));
       const out = await recordOutcome(this.opts.db, null, rows);
       if (out.finishedJobs.length > 0) this.opts.onJobsFinished?.(out.finishedJobs);
+      if (this.opts.afterResults) {
+        const inserted = new Set(out.inserted);
+        const byId = new Map(h.parcel.items.map((i) => [i.itemId, i]));
+        await this.opts.afterResults(rows.filter((r) => inserted.has(r.itemId)).map((r) => ({ row: r, item: byId.get(r.itemId)!, parcel: h.parcel })));
+      }
       await job.moveToCompleted({ items: h.parcel.items.length, exhausted: true }, token, false);
     } catch (e) {
       // Lost the lock (another worker took the parcel after a stall) or Redis hiccup: the parcel

@@ -38,7 +38,7 @@ export interface ExecuteContext {
   signal?: AbortSignal;
   log: Logger;
   /** Called after each persisted write with the jobs it finished (publish events, metrics). */
-  onPersisted?: (info: { finishedJobs: FinishedJob[]; okItems: number; errorItems: number; llmCallId: number | null; itemIds: number[] }) => void;
+  onPersisted?: (info: { finishedJobs: FinishedJob[]; llmCallId: number | null; rows: NewResult[]; inserted: Set<number> }) => void | Promise<void>;
 }
 
 export interface ExecuteResult {
@@ -86,13 +86,7 @@ export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Pro
   const persist = async (call: Parameters<typeof recordOutcome>[1], rows: NewResult[]) => {
     const out = await recordOutcome(ctx.db, call, rows);
     for (const r of rows) final.add(r.itemId);
-    ctx.onPersisted?.({
-      finishedJobs: out.finishedJobs,
-      okItems: rows.filter((r) => r.status === "ok").length,
-      errorItems: rows.filter((r) => r.status === "error").length,
-      llmCallId: out.llmCallId,
-      itemIds: rows.map((r) => r.itemId),
-    });
+    await ctx.onPersisted?.({ finishedJobs: out.finishedJobs, llmCallId: out.llmCallId, rows, inserted: new Set(out.inserted) });
   };
 
   const errorRows = (batch: BatchItem[], code: string, message: string): NewResult[] =>

@@ -131,6 +131,43 @@ export const Env = z
     QDRANT_API_KEY: OptStr,
     /** @defaultValue "sieve_semantic_cache" */
     QDRANT_COLLECTION: z.string().default("sieve_semantic_cache"),
+    // --- Batch lane and bulk ingestion (issue 4, docs/batch-lane.md) ---
+    /** Enable the provider Batch API lane (lane "batch" on /v1/jobs and /v1/bulk; packer and poller in the workers). @defaultValue false */
+    SIEVE_BATCH_LANE: BoolEnv.default(false),
+    /** Items packed into one classify request of a provider batch at most. @defaultValue 50 */
+    SIEVE_BATCH_CLASSIFY_MAX_ITEMS: Int(50, 1, 500),
+    /** Items packed into one translate request of a provider batch at most. @defaultValue 10 */
+    SIEVE_BATCH_TRANSLATE_MAX_ITEMS: Int(10, 1, 500),
+    /** Estimated item tokens (countTokens) in one batch request at most. @defaultValue 12000 */
+    SIEVE_BATCH_MAX_REQUEST_TOKENS: Int(12_000, 1),
+    /** Requests per provider batch at most, below the provider's own limit (OpenAI 50,000; Anthropic 100,000). @defaultValue 50000 */
+    SIEVE_BATCH_MAX_REQUESTS: Int(50_000, 1, 100_000),
+    /** Bytes of one batch input (JSONL) at most, below the provider's own limit (OpenAI 200 MB; Anthropic 256 MB). @defaultValue 200000000 */
+    SIEVE_BATCH_MAX_BYTES: Int(200_000_000, 1_000),
+    /** Provider batches an item may be sent in before it ends with its own error. @defaultValue 3 */
+    SIEVE_BATCH_MAX_ATTEMPTS: Int(3, 1, 50),
+    /** Estimated prompt tokens in open (not yet ended) batches per provider at most: admission. @defaultValue 20000000 */
+    SIEVE_BATCH_MAX_ENQUEUED_TOKENS: Int(20_000_000, 1),
+    /** Open (not yet ended) batches per provider at most: admission. @defaultValue 50 */
+    SIEVE_BATCH_MAX_OPEN_BATCHES: Int(50, 1, 10_000),
+    /** Packer tick, in ms (a submit also kicks it at once). @defaultValue 60000 */
+    SIEVE_BATCH_PACK_EVERY_MS: Int(60_000, 100),
+    /** Lifecycle poller tick, in ms. @defaultValue 60000 */
+    SIEVE_BATCH_POLL_EVERY_MS: Int(60_000, 100),
+    /** A process's exclusive lease over a batch it is submitting or settling, in ms (renewed while it works; a crashed holder's lease expires). @defaultValue 120000 */
+    SIEVE_BATCH_LEASE_MS: Int(120_000, 1_000),
+    /** Cron pattern of the nightly bulk run (BullMQ job scheduler): ingests SIEVE_BULK_INBOX, then packs. Unset: off. */
+    SIEVE_BULK_CRON: OptStr,
+    /** Time zone of SIEVE_BULK_CRON. @defaultValue "UTC" */
+    SIEVE_BULK_CRON_TZ: z.string().default("UTC"),
+    /** Directory whose *.jsonl files the nightly run ingests (header line with "tenant", then items); moved to done/ after. */
+    SIEVE_BULK_INBOX: OptStr,
+    /** Rows per multi-row INSERT while ingesting a bulk body. @defaultValue 2000 */
+    SIEVE_BULK_CHUNK_ITEMS: Int(2_000, 1, 20_000),
+    /** Bad lines listed in a bulk response (all are counted). @defaultValue 100 */
+    SIEVE_BULK_MAX_REPORTED_ERRORS: Int(100, 0, 100_000),
+    /** Longest a bulk upload may take to arrive, in ms (the HTTP server's request timeout). @defaultValue 3600000 */
+    SIEVE_BULK_TIMEOUT_MS: Int(3_600_000, 1_000),
     /** Run API, workers or both in this process. @defaultValue "all" */
     SIEVE_ROLE: z.enum(["all", "api", "workers"]).default("all"),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -148,6 +185,9 @@ export const Env = z
     }
     if (e.SIEVE_SEMANTIC_CACHE === "qdrant" && !e.QDRANT_URL) {
       ctx.addIssue({ code: "custom", path: ["QDRANT_URL"], message: "QDRANT_URL is required when SIEVE_SEMANTIC_CACHE=qdrant" });
+    }
+    if (e.SIEVE_BULK_CRON && !e.SIEVE_BULK_INBOX) {
+      ctx.addIssue({ code: "custom", path: ["SIEVE_BULK_INBOX"], message: "SIEVE_BULK_INBOX (a directory) is required when SIEVE_BULK_CRON is set" });
     }
     if ((e.SIEVE_ADMIN_USER && !e.SIEVE_ADMIN_PASSWORD) || (!e.SIEVE_ADMIN_USER && e.SIEVE_ADMIN_PASSWORD)) {
       ctx.addIssue({ code: "custom", path: ["SIEVE_ADMIN_PASSWORD"], message: "set both SIEVE_ADMIN_USER and SIEVE_ADMIN_PASSWORD, or neither" });

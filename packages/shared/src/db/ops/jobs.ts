@@ -82,9 +82,24 @@ export async function getJob(db: Db, tenantId: string, jobId: string): Promise<J
   return rows[0];
 }
 
-export async function getJobCost(db: Db, jobId: string): Promise<number> {
-  const rows = await queryRows<{ usd: string | null }>(db, sql`select coalesce(sum(cost_usd), 0)::text as usd from results where job_id = ${jobId}`);
-  return Number(rows[0]?.usd ?? 0);
+export interface JobTotals {
+  /** Sum of the items' shares of their LLM calls. */
+  costUsd: number;
+  /** Estimated cost the cache hits avoided. */
+  savedUsd: number;
+  /** Items answered by a cache (exact, semantic or coalesced). */
+  cached: number;
+}
+
+export async function getJobTotals(db: Db, jobId: string): Promise<JobTotals> {
+  const rows = await queryRows<{ usd: string; saved: string; cached: number }>(
+    db,
+    sql`select coalesce(sum(cost_usd), 0)::text as usd, coalesce(sum(saved_usd), 0)::text as saved,
+               count(*) filter (where cache is not null)::int as cached
+        from results where job_id = ${jobId}`,
+  );
+  const r = rows[0];
+  return { costUsd: Number(r?.usd ?? 0), savedUsd: Number(r?.saved ?? 0), cached: r?.cached ?? 0 };
 }
 
 export interface ItemView {
@@ -145,4 +160,8 @@ export async function staleJobs(db: Db, olderThan: Date, limit = 100): Promise<J
     .where(and(eq(jobs.status, "pending"), eq(jobs.lane, "realtime"), sql`${jobs.createdAt} < ${olderThan.toISOString()}`))
     .orderBy(asc(jobs.createdAt))
     .limit(limit);
+}
+
+export async function setCachedCount(db: Db, jobId: string, n: number): Promise<void> {
+  await db.update(jobs).set({ cachedCount: n }).where(eq(jobs.id, jobId));
 }

@@ -24,6 +24,7 @@ export interface NewResult {
   cache?: "exact" | "semantic" | "coalesced" | null;
   cacheSource?: unknown;
   costUsd?: number;
+  savedUsd?: number;
 }
 
 export interface FinishedJob {
@@ -60,6 +61,7 @@ async function insertResults(tx: Tx, rows: NewResult[], llmCallId: number | null
         cache: r.cache ?? null,
         cacheSource: r.cacheSource ?? null,
         costUsd: (r.costUsd ?? 0).toFixed(8),
+        savedUsd: (r.savedUsd ?? 0).toFixed(8),
       })),
     )
     .onConflictDoNothing({ target: results.itemId })

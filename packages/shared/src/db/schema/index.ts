@@ -1,2 +1,3 @@
 export * from "./core.js";
 export * from "./cache.js";
+export * from "./batch.js";

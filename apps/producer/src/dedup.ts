@@ -1,0 +1,118 @@
+/**
+ * Dedup before enqueue (the cache issue): the exact cache, the semantic cache and in-flight
+ * coalescing, behind the SubmitDedup hook of submit.ts.
+ *
+ * Per request `cache.mode`: "use" (read, write, coalesce), "refresh" (no read, no coalescing;
+ * the new answer overwrites the cache), "bypass" (none of it: submit.ts never calls us).
+ */
+import { sql } from "drizzle-orm";
+import { metrics, queryRows, recordOutcome, type Db, type Env, type Logger, type NewResult } from "@sieve/shared";
+import { ExactCache } from "@sieve/shared/dedup/exact";
+import { exactCacheKey, type CacheScopeInput } from "@sieve/shared/dedup/keys";
+import type { DedupAnswer, DedupContext, DedupPlan, SubmitDedup } from "./submit.js";
+import type { CreatedItem } from "@sieve/shared/db/ops/jobs";
+
+/** Semantic lookups (implemented with @sieve/cache); absent when SIEVE_SEMANTIC_CACHE=off. */
+export interface SemanticLookup {
+  /** Answers for the texts it finds a close-enough neighbour for, by index. */
+  lookup(texts: string[], scope: CacheScopeInput, threshold: number): Promise<Map<number, { output: unknown; score: number; sourceItemId: number | null; sourceText: string }>>;
+  /** Queues audits of some semantic hits (the LLM answers them too; agreement is recorded). */
+  audit?(hits: Array<{ itemId: number; text: string; cachedOutput: unknown; sourceItemId: number | null; score: number }>, ctx: DedupContext): Promise<void>;
+}
+
+export interface DedupDeps {
+  env: Env;
+  db: Db;
+  exact: ExactCache;
+  semantic?: SemanticLookup;
+  log: Logger;
+}
+
+/** Average cost per LLM-answered item of a model over its last 200 successful calls (cached 60 s). */
+class SavingsEstimator {
+  private cache = new Map<string, { usd: number; at: number }>();
+  constructor(private readonly db: Db) {}
+  async perItem(model: string): Promise<number> {
+    const hit = this.cache.get(model);
+    if (hit && Date.now() - hit.at < 60_000) return hit.usd;
+    const rows = await queryRows<{ usd: string | null }>(
+      this.db,
+      sql`select (sum(cost_usd) / nullif(sum(item_count), 0))::text as usd
+          from (select cost_usd, item_count from llm_calls where model = ${model} and outcome = 'ok' and lane = 'realtime' order by id desc limit 200) c`,
+    );
+    const usd = Number(rows[0]?.usd ?? 0);
+    this.cache.set(model, { usd, at: Date.now() });
+    return usd;
+  }
+}
+
+function semanticTasks(env: Env): Set<string> {
+  return new Set(env.SIEVE_SEMANTIC_TASKS.split(",").map((s) => s.trim()).filter(Boolean));
+}
+
+export function createDedup(deps: DedupDeps): SubmitDedup {
+  const savings = new SavingsEstimator(deps.db);
+  const semanticFor = semanticTasks(deps.env);
+  const scopeOf = (ctx: DedupContext): CacheScopeInput => ({
+    tenantId: ctx.tenantId,
+    namespace: ctx.cache?.namespace ?? "default",
+    params: ctx.params,
+    provider: ctx.route.provider,
+    model: ctx.route.model,
+  });
+
+  return {
+    async lookup(items, ctx) {
+      const scope = scopeOf(ctx);
+      const cacheKeys = items.map((it) => exactCacheKey(scope, it.text));
+      const answers = new Map<number, DedupAnswer>();
+      if ((ctx.cache?.mode ?? "use") !== "use") return { cacheKeys, answers };
+      const saved = await savings.perItem(ctx.route.model);
+      const found = await deps.exact.getMany(cacheKeys);
+      cacheKeys.forEach((k, i) => {
+        const a = found.get(k);
+        if (a) answers.set(i, { output: a.output, cache: "exact", source: { itemId: a.sourceItemId }, savedUsd: saved });
+      });
+      metrics.cacheLookups.inc({ kind: "exact", outcome: "hit" }, answers.size);
+      metrics.cacheLookups.inc({ kind: "exact", outcome: "miss" }, items.length - answers.size);
+
+      const useSemantic = deps.semantic && (ctx.cache?.semantic ?? semanticFor.has(ctx.params.task));
+      if (useSemantic) {
+        const rest = items.map((it, i) => ({ it, i })).filter(({ i }) => !answers.has(i));
+        if (rest.length > 0) {
+          const threshold = ctx.params.task === "classify" ? deps.env.SIEVE_SEMANTIC_THRESHOLD_CLASSIFY : deps.env.SIEVE_SEMANTIC_THRESHOLD_TRANSLATE;
+          const hits = await deps.semantic!.lookup(rest.map((r) => r.it.text), scope, threshold);
+          for (const [j, h] of hits) {
+            answers.set(rest[j]!.i, { output: h.output, cache: "semantic", source: { itemId: h.sourceItemId, score: h.score, text: h.sourceText }, savedUsd: saved });
+          }
+          metrics.cacheLookups.inc({ kind: "semantic", outcome: "hit" }, hits.size);
+          metrics.cacheLookups.inc({ kind: "semantic", outcome: "miss" }, rest.length - hits.size);
+        }
+      }
+      return { cacheKeys, answers };
+    },
+
+    async afterCreate(jobId: string, misses: CreatedItem[], keyOf: Map<number, string>, ctx: DedupContext): Promise<DedupPlan> {
+      const mode = ctx.cache?.mode ?? "use";
+      const write = { ttlSeconds: ctx.cache?.ttlSeconds ?? deps.env.SIEVE_CACHE_TTL_SECONDS, namespace: ctx.cache?.namespace ?? "default" };
+      const plan: DedupPlan = { hold: new Set(), lead: new Set(), write, answered: 0 };
+      if (mode !== "use") return plan;
+      const withKeys = misses.filter((m) => keyOf.has(m.id));
+      const claims = await deps.exact.claim(withKeys.map((m) => ({ key: keyOf.get(m.id)!, follower: { itemId: m.id, jobId, tenantId: ctx.tenantId } })));
+      const late: NewResult[] = [];
+      const saved = await savings.perItem(ctx.route.model);
+      claims.forEach((c, i) => {
+        const m = withKeys[i]!;
+        if (c.kind === "leader") plan.lead.add(m.id);
+        else if (c.kind === "follower") plan.hold.add(m.id);
+        else {
+          plan.hold.add(m.id);
+          late.push({ itemId: m.id, jobId, tenantId: ctx.tenantId, status: "ok", output: c.answer.output, cache: "exact", cacheSource: { itemId: c.answer.sourceItemId }, provider: ctx.route.provider, model: ctx.route.model, savedUsd: saved });
+        }
+      });
+      if (late.length > 0) await recordOutcome(deps.db, null, late);
+      plan.answered = late.length;
+      return plan;
+    },
+  };
+}

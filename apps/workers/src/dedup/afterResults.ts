@@ -1,0 +1,81 @@
+/**
+ * When answers land: write them to the exact cache (and hand them to the semantic cache), and
+ * answer every follower that coalesced onto a leader item with the leader's result.
+ * A leader that ended in an error passes that error to its followers (marked "coalesced"), so a
+ * follower never waits for an answer that will not come.
+ */
+import { coerceError, recordOutcome, type Db, type FinishedJob, type Logger, type NewResult, type Parcel } from "@sieve/shared";
+import type { ExactCache } from "@sieve/shared/dedup/exact";
+
+export interface LandedResult {
+  row: NewResult;
+  item: Parcel["items"][number];
+  parcel: Parcel;
+}
+
+export interface SemanticFill {
+  /** Queues answered items for the semantic cache (embedding happens off the hot path). */
+  enqueue(entries: Array<{ text: string; output: unknown; itemId: number; parcel: Parcel; ttlSeconds: number; namespace: string }>): Promise<void>;
+}
+
+export interface AfterResultsDeps {
+  db: Db;
+  exact: ExactCache;
+  semantic?: SemanticFill;
+  log: Logger;
+  onJobsFinished?: (jobs: FinishedJob[]) => void;
+}
+
+export function createAfterResults(deps: AfterResultsDeps) {
+  return async (landed: LandedResult[]): Promise<void> => {
+    try {
+      const writes = landed.filter((l) => l.row.status === "ok" && l.item.cacheKey && l.parcel.cache);
+      if (writes.length > 0) {
+        await deps.exact.setMany(
+          writes.map((l) => ({
+            key: l.item.cacheKey!,
+            tenantId: l.parcel.tenantId,
+            namespace: l.parcel.cache!.namespace,
+            task: l.parcel.params.task,
+            model: l.parcel.model,
+            output: l.row.output,
+            sourceItemId: l.item.itemId,
+            ttlSeconds: l.parcel.cache!.ttlSeconds,
+          })),
+        );
+        await deps.semantic?.enqueue(
+          writes.map((l) => ({ text: l.item.text, output: l.row.output, itemId: l.item.itemId, parcel: l.parcel, ttlSeconds: l.parcel.cache!.ttlSeconds, namespace: l.parcel.cache!.namespace })),
+        );
+      }
+      const followerRows: NewResult[] = [];
+      for (const l of landed) {
+        if (!l.item.lead || !l.item.cacheKey) continue;
+        const followers = await deps.exact.complete(l.item.cacheKey, l.item.itemId);
+        for (const f of followers) {
+          followerRows.push({
+            itemId: f.itemId,
+            jobId: f.jobId,
+            tenantId: f.tenantId,
+            status: l.row.status,
+            output: l.row.output,
+            ...(l.row.errorCode ? { errorCode: l.row.errorCode } : {}),
+            ...(l.row.errorMessage ? { errorMessage: l.row.errorMessage } : {}),
+            provider: l.row.provider ?? null,
+            model: l.row.model ?? null,
+            cache: "coalesced",
+            cacheSource: { itemId: l.item.itemId },
+            savedUsd: l.row.costUsd ?? 0,
+          });
+        }
+      }
+      if (followerRows.length > 0) {
+        const out = await recordOutcome(deps.db, null, followerRows);
+        if (out.finishedJobs.length > 0) deps.onJobsFinished?.(out.finishedJobs);
+      }
+    } catch (e) {
+      // Results are already persisted; a cache failure must not fail the call. Followers left
+      // waiting are picked up by the sweeper once their claim expires.
+      deps.log.warn({ err: coerceError(e).message }, "cache write / follower completion failed");
+    }
+  };
+}

@@ -1,0 +1,44 @@
+/**
+ * The provider registry: one LlmProvider per configured endpoint, built once at start-up.
+ */
+import { assertExhaustive, type ProviderName } from "@sieve/shared/errors";
+import type { ProviderEndpoint } from "@sieve/shared/config/env";
+import type { LlmProvider } from "./types.js";
+import { OpenAIProvider } from "./openai/index.js";
+import { AnthropicProvider } from "./anthropic/index.js";
+import { VllmProvider } from "./vllm/index.js";
+
+export type { LlmProvider, StructuredCallRequest, StructuredCallResult } from "./types.js";
+export { OpenAIProvider } from "./openai/index.js";
+export { AnthropicProvider } from "./anthropic/index.js";
+export { VllmProvider } from "./vllm/index.js";
+export { CallAbortedError, isCallAborted, parseRetryAfterMs, toProviderError } from "./errors.js";
+export { checkVllmHealth, fetchVllmMetrics, parseVllmMetrics, type VllmMetrics } from "./vllm/metrics.js";
+
+export interface ProviderOptions {
+  /** Client-level timeout in ms (each call also passes its own `timeoutMs`). @defaultValue 60000 */
+  timeoutMs?: number;
+}
+
+export function createProvider(endpoint: ProviderEndpoint, opts: ProviderOptions = {}): LlmProvider {
+  const name = endpoint.provider;
+  switch (name) {
+    case "openai":
+      return new OpenAIProvider(endpoint, opts);
+    case "anthropic":
+      return new AnthropicProvider(endpoint, opts);
+    case "vllm":
+      return new VllmProvider(endpoint, opts);
+    default:
+      return assertExhaustive(name, "unknown provider");
+  }
+}
+
+export function createProviders(endpoints: Map<ProviderName, ProviderEndpoint>, opts: ProviderOptions = {}): Map<ProviderName, LlmProvider> {
+  const out = new Map<ProviderName, LlmProvider>();
+  for (const [name, endpoint] of endpoints) {
+    if (endpoint.provider !== name) throw new Error(`provider map key "${name}" holds an endpoint for "${endpoint.provider}"`);
+    out.set(name, createProvider(endpoint, opts));
+  }
+  return out;
+}

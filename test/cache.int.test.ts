@@ -1,0 +1,137 @@
+/**
+ * Dedup before enqueue: exact cache, isolation, per-request modes, TTL, eviction, and in-flight
+ * coalescing. Real Redis and Postgres; the simulator answers the LLM calls.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { sql } from "drizzle-orm";
+import { queryOne } from "@sieve/shared";
+import { startHarness, LABELS, type Harness } from "./support/harness.js";
+
+async function llmItems(h: Harness): Promise<number> {
+  const { n } = await queryOne<{ n: number }>(h.db.db, sql`select coalesce(sum(item_count), 0)::int as n from llm_calls`);
+  return n;
+}
+
+function classify(items: Array<{ id: string; text: string }>, extra: Record<string, unknown> = {}) {
+  return { task: "classify", labels: LABELS, items, ...extra };
+}
+
+describe("exact cache and coalescing", () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ env: { SIEVE_CLASSIFY_MAX_WAIT_MS: "50", SIEVE_CACHE_MAX_ENTRIES: "1000", SIEVE_SEMANTIC_CACHE: "off" } });
+  });
+  after(async () => h.close());
+
+  test("a repeated text is answered from the exact cache, with no LLM call", async () => {
+    const first = await h.call("acme", "POST", "/v1/jobs?wait=20s", classify([{ id: "a", text: "Oil prices climb after OPEC cut" }]));
+    assert.equal(first.body.items[0].cache, null);
+    const before = await llmItems(h);
+    // Same text modulo whitespace, another request, another caller id.
+    const again = await h.call("acme", "POST", "/v1/jobs?wait=20s", classify([{ id: "b", text: "  Oil prices  climb after OPEC cut " }]));
+    assert.equal(again.status, 200);
+    const it = again.body.items[0];
+    assert.equal(it.cache, "exact");
+    assert.deepEqual(it.output, first.body.items[0].output);
+    assert.equal(it.llmCallId, null);
+    assert.equal(it.costUsd, 0);
+    assert.equal(await llmItems(h), before, "no LLM item for the hit");
+    assert.equal(again.body.counts.cached, 1);
+    assert.equal(typeof it.cacheSource.itemId, "number");
+  });
+
+  test("no hit across tenants, tasks, labels, models or namespaces", async () => {
+    const text = "Central bank raises interest rates again";
+    await h.call("acme", "POST", "/v1/jobs?wait=20s", classify([{ id: "1", text }]));
+    const variants: Array<[string, string, unknown]> = [
+      ["other tenant", "globex", classify([{ id: "1", text }])],
+      ["other labels", "acme", classify([{ id: "1", text }], { labels: ["x", "y"] })],
+      ["other model", "acme", classify([{ id: "1", text }], { model: "gpt-4.1-nano" })],
+      ["other provider", "acme", classify([{ id: "1", text }], { provider: "anthropic" })],
+      ["other namespace", "acme", classify([{ id: "1", text }], { cache: { namespace: "eval" } })],
+      ["other task", "acme", { task: "translate", targetLanguage: "de", items: [{ id: "1", text }] }],
+    ];
+    for (const [name, tenant, body] of variants) {
+      const r = await h.call(tenant, "POST", "/v1/jobs?wait=20s", body);
+      assert.equal(r.status, 200, `${name}: ${r.text}`);
+      assert.equal(r.body.items[0].cache, null, `${name} must not hit`);
+    }
+  });
+
+  test("bypass neither reads nor writes; refresh recomputes and overwrites", async () => {
+    const text = "Tech giant unveils new phone";
+    await h.call("acme", "POST", "/v1/jobs?wait=20s", classify([{ id: "1", text }]));
+    let before = await llmItems(h);
+    const bypass = await h.call("acme", "POST", "/v1/jobs?wait=20s", classify([{ id: "1", text }], { cache: { mode: "bypass" } }));
+    assert.equal(bypass.body.items[0].cache, null);
+    assert.equal(await llmItems(h), before + 1, "bypass went to the LLM");
+    before = await llmItems(h);
+    const refresh = await h.call("acme", "POST", "/v1/jobs?wait=20s", classify([{ id: "1", text }], { cache: { mode: "refresh" } }));
+    assert.equal(refresh.body.items[0].cache, null);
+    assert.equal(await llmItems(h), before + 1, "refresh went to the LLM");
+    const use = await h.call("acme", "POST", "/v1/jobs?wait=20s", classify([{ id: "1", text }]));
+    assert.equal(use.body.items[0].cache, "exact");
+    assert.equal(use.body.items[0].cacheSource.itemId, (await queryOne<{ id: number }>(h.db.db, sql`select max(item_id)::int as id from results where cache is null`)).id, "the refreshed answer is served");
+    // bypass did not write a fresh-text entry:
+    const fresh = await h.call("acme", "POST", "/v1/jobs?wait=20s", classify([{ id: "1", text: "Never cached before" }], { cache: { mode: "bypass" } }));
+    assert.equal(fresh.status, 200);
+    const again = await h.call("acme", "POST", "/v1/jobs?wait=20s", classify([{ id: "1", text: "Never cached before" }]));
+    assert.equal(again.body.items[0].cache, null);
+  });
+
+  test("entries expire after their TTL", async () => {
+    const text = "Short-lived headline about a storm";
+    await h.call("acme", "POST", "/v1/jobs?wait=20s", classify([{ id: "1", text }], { cache: { ttlSeconds: 1 } }));
+    const hit = await h.call("acme", "POST", "/v1/jobs?wait=20s", classify([{ id: "1", text }]));
+    assert.equal(hit.body.items[0].cache, "exact");
+    await new Promise((r) => setTimeout(r, 1_300));
+    const miss = await h.call("acme", "POST", "/v1/jobs?wait=20s", classify([{ id: "1", text }]));
+    assert.equal(miss.body.items[0].cache, null, "expired in Redis and in Postgres");
+  });
+
+  test("100 concurrent submissions of the same new text: one LLM item, 100 results", async () => {
+    const before = await llmItems(h);
+    const text = "Brand new text that nobody has submitted before";
+    const rs = await Promise.all(Array.from({ length: 100 }, (_, i) => h.call(i % 2 ? "acme" : "acme", "POST", "/v1/jobs?wait=30s", classify([{ id: `c${i}`, text }]))));
+    assert.ok(rs.every((r) => r.status === 200 && r.body.status === "completed"), "all 100 completed");
+    assert.equal((await llmItems(h)) - before, 1, "exactly one item went to the LLM");
+    const caches = rs.map((r) => r.body.items[0].cache);
+    assert.equal(caches.filter((c) => c === null).length, 1, "one leader");
+    assert.equal(caches.filter((c) => c === "coalesced" || c === "exact").length, 99);
+    assert.ok(caches.includes("coalesced"), "followers waited for the leader");
+    const outputs = new Set(rs.map((r) => JSON.stringify(r.body.items[0].output)));
+    assert.equal(outputs.size, 1, "everyone got the leader's answer");
+  });
+
+  test("a leader that fails passes its error to its followers (nobody waits forever)", async () => {
+    const text = "SIM_POISON coalesced poison text";
+    const rs = await Promise.all(Array.from({ length: 5 }, (_, i) => h.call("acme", "POST", "/v1/jobs?wait=30s", classify([{ id: `p${i}`, text }]))));
+    for (const r of rs) {
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.body.status, "failed");
+      assert.equal(r.body.items[0].status, "error");
+    }
+  });
+});
+
+describe("eviction at the size limit", () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ env: { SIEVE_CLASSIFY_MAX_WAIT_MS: "20", SIEVE_CACHE_MAX_ENTRIES: "3", SIEVE_CACHE_EVICTION: "lru", SIEVE_SEMANTIC_CACHE: "off" } });
+  });
+  after(async () => h.close());
+
+  test("LRU: the least recently used entry goes first", async () => {
+    const send = (text: string) => h.call("acme", "POST", "/v1/jobs?wait=20s", classify([{ id: "1", text }]));
+    await send("alpha story");
+    await send("bravo story");
+    await send("charlie story");
+    assert.equal((await send("alpha story")).body.items[0].cache, "exact"); // alpha is now the most recent
+    await send("delta story"); // evicts bravo (least recently used)
+    const { n } = await queryOne<{ n: number }>(h.db.db, sql`select count(*)::int as n from cache_entries`);
+    assert.equal(n, 3, "durable copy holds at most the limit");
+    assert.equal((await send("alpha story")).body.items[0].cache, "exact");
+    assert.equal((await send("bravo story")).body.items[0].cache, null, "bravo was evicted");
+  });
+});
