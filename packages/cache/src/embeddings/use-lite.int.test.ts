@@ -1,0 +1,43 @@
+/** The embedded USE-lite model: loads from node_modules with no network, 512-d unit vectors. */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { cosine } from "../vector/scope.js";
+import { UseLiteEmbedder } from "./use-lite.js";
+
+describe("UseLiteEmbedder", () => {
+  const e = new UseLiteEmbedder({ batchSize: 3 });
+
+  it("loads the local model (no network) and embeds to 512-d unit vectors", async () => {
+    // Any attempt to download (the package's remote source is tfhub.dev) would fail loudly here.
+    const realFetch = globalThis.fetch;
+    globalThis.fetch = (() => Promise.reject(new Error("network used"))) as typeof fetch;
+    try {
+      const vs = await e.embed(["How do I reset my password?", "", "Wie spät ist es?"]);
+      assert.equal(vs.length, 3);
+      for (const v of vs) {
+        assert.equal(v.length, 512);
+        assert.ok(Math.abs(Math.hypot(...v) - 1) < 1e-9);
+      }
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+  });
+
+  it("puts paraphrases closer than unrelated texts, and batches give the same vectors as single calls", async () => {
+    const texts = [
+      "How do I reset my password?",
+      "How can I change my password?",
+      "What is the weather in Paris?",
+      "My card has not arrived yet",
+      "I still haven't received my card",
+    ];
+    const vs = await e.embed(texts);
+    const [a, b, c, d, f] = vs as [number[], number[], number[], number[], number[]];
+    assert.ok(cosine(a, b) > 0.8, `paraphrase ${cosine(a, b)}`);
+    assert.ok(cosine(a, c) < 0.5, `unrelated ${cosine(a, c)}`);
+    assert.ok(cosine(d, f) > cosine(d, c));
+    const single = await e.embed([texts[4]!]);
+    assert.ok(cosine(single[0]!, f) > 0.999999);
+    assert.equal(e.id, "use-lite-512");
+  });
+});

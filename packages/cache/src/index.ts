@@ -1,0 +1,15 @@
+/**
+ * @sieve/cache: the semantic cache's building blocks (issue 3).
+ *   embeddings: Embedder, UseLiteEmbedder (offline default), OpenAIEmbedder (OpenAI-compatible)
+ *   vector:     VectorStore, PgVectorStore (pgvector in PGlite), QdrantStore (Qdrant REST)
+ *   semantic:   guardedMatch (negation / number guards), SemanticCache
+ */
+export * from "./embeddings/types.js";
+export { UseLiteEmbedder, type UseLiteEmbedderOptions } from "./embeddings/use-lite.js";
+export { OpenAIEmbedder, type OpenAIEmbedderOptions } from "./embeddings/openai.js";
+export * from "./vector/types.js";
+export { cosine, scopeKey, toStoredVector, BACKEND_SCORE_SLACK } from "./vector/scope.js";
+export { PgVectorStore, type PgVectorStoreOptions } from "./vector/pgvector.js";
+export { QdrantStore, pointId, type QdrantStoreOptions } from "./vector/qdrant.js";
+export { guardedMatch, negationCount, numberSignature, type GuardOptions, type GuardResult } from "./semantic/guards.js";
+export * from "./semantic/cache.js";

@@ -1,0 +1,1 @@
+export { startQdrantStandin, STANDIN_QDRANT_VERSION, type QdrantStandin, type QdrantStandinOptions } from "./server.js";
