@@ -57,11 +57,13 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     SIEVE_RETRY_BASE_MS: "200",
     SIEVE_CALL_TIMEOUT_MS: "5000",
     LOG_LEVEL: "silent",
+    // The semantic cache loads an embedding model: only the suites that test it turn it on.
+    SIEVE_SEMANTIC_CACHE: "off",
     ...opts.env,
   };
   const env = parseEnv(envVars);
   const endpoints = providerEndpoints(env);
-  const api = await startApi({ env, db: db.db, endpoints, log: silent });
+  const api = await startApi({ env, db: db.db, endpoints, log: silent, vectorDataDir: "memory://" });
   const keys: Record<string, string> = {};
   for (const t of opts.tenants ?? ["acme", "globex"]) {
     keys[t] = `sk-sieve-test-${t}-${Math.random().toString(36).slice(2)}`;

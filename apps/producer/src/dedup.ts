@@ -92,6 +92,17 @@ export function createDedup(deps: DedupDeps): SubmitDedup {
       return { cacheKeys, answers };
     },
 
+    async afterAnswered(answered, ctx) {
+      if (!deps.semantic?.audit) return;
+      const hits = answered
+        .filter((a) => a.answer.cache === "semantic")
+        .map((a) => {
+          const src = a.answer.source as { itemId: number | null; score: number };
+          return { itemId: a.itemId, text: a.text, cachedOutput: a.answer.output, sourceItemId: src.itemId, score: src.score };
+        });
+      if (hits.length > 0) await deps.semantic.audit(hits, ctx).catch((e) => deps.log.warn({ err: String(e) }, "could not queue cache audits"));
+    },
+
     async afterCreate(jobId: string, misses: CreatedItem[], keyOf: Map<number, string>, ctx: DedupContext): Promise<DedupPlan> {
       const mode = ctx.cache?.mode ?? "use";
       const write = { ttlSeconds: ctx.cache?.ttlSeconds ?? deps.env.SIEVE_CACHE_TTL_SECONDS, namespace: ctx.cache?.namespace ?? "default" };

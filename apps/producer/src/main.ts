@@ -55,7 +55,7 @@ async function main(): Promise<void> {
     shutdown.add("workers", () => workers.close());
   }
   if (env.SIEVE_ROLE === "all" || env.SIEVE_ROLE === "api") {
-    const api = await startApi({ env, db: dbh.db, endpoints, log: log.child({ role: "api" }) });
+    const api = await startApi({ env, db: dbh.db, endpoints, log: log.child({ role: "api" }), ...(dbh.pglite ? { pglite: dbh.pglite } : {}) });
     shutdown.add("api", () => api.close());
     log.info(
       { url: api.url, providers: [...endpoints.values()].map((e) => `${e.provider}${e.simulated ? " (simulator)" : ""}`), dashboard: env.SIEVE_ADMIN_USER ? `${api.url}/admin/queues` : "disabled" },

@@ -6,6 +6,8 @@ import { createApp } from "./app.js";
 import type { ApiContext } from "./context.js";
 import { JobWaiter } from "./waiter.js";
 import { createDedup, type SemanticLookup } from "./dedup.js";
+import { createSemanticService } from "./semantic.js";
+import type { PGlite } from "@electric-sql/pglite";
 import { ExactCache } from "@sieve/shared/dedup/exact";
 
 export interface ApiHandle {
@@ -21,8 +23,12 @@ export async function startApi(opts: {
   endpoints: Map<ProviderName, ProviderEndpoint>;
   log: Logger;
   dedup?: ApiContext["dedup"];
-  /** Semantic lookups (built by the caller when SIEVE_SEMANTIC_CACHE is not off). */
+  /** Semantic lookups; by default built here when SIEVE_SEMANTIC_CACHE is not off. */
   semantic?: SemanticLookup;
+  /** The embedded database (the pgvector table lives in it). */
+  pglite?: PGlite;
+  /** Data dir of a separate vector PGlite when the database is a real Postgres. */
+  vectorDataDir?: string;
 }): Promise<ApiHandle> {
   const { env } = opts;
   const prefix = env.SIEVE_QUEUE_PREFIX;
@@ -32,6 +38,11 @@ export async function startApi(opts: {
   for (const name of opts.endpoints.keys()) queues.set(name, new Queue(realtimeQueueName(name), { connection: queueConn, prefix }));
   const extraQueues = [new Queue(MAINTENANCE_QUEUE, { connection: queueConn, prefix })];
   const waiter = new JobWaiter(createRedis(env.REDIS_URL, "subscriber"), prefix, opts.log);
+  const ownSemantic =
+    !opts.semantic && env.SIEVE_CACHE_ENABLED && env.SIEVE_SEMANTIC_CACHE !== "off"
+      ? await createSemanticService({ env, db: opts.db, log: opts.log, endpoints: opts.endpoints, pglite: opts.pglite, vectorDataDir: opts.vectorDataDir })
+      : undefined;
+  const semantic = opts.semantic ?? ownSemantic;
   const dedup =
     opts.dedup ??
     (env.SIEVE_CACHE_ENABLED
@@ -39,7 +50,7 @@ export async function startApi(opts: {
           env,
           db: opts.db,
           exact: new ExactCache(redis, opts.db, { prefix, maxEntries: env.SIEVE_CACHE_MAX_ENTRIES, policy: env.SIEVE_CACHE_EVICTION }),
-          ...(opts.semantic ? { semantic: opts.semantic } : {}),
+          ...(semantic ? { semantic } : {}),
           log: opts.log,
         })
       : undefined);
@@ -65,6 +76,7 @@ export async function startApi(opts: {
         setTimeout(() => server.closeAllConnections?.(), 2_000).unref();
       });
       await waiter.close();
+      await ownSemantic?.close();
       await Promise.allSettled([...queues.values(), ...extraQueues].map((q) => q.close()));
       await Promise.allSettled([redis.quit(), queueConn.quit()]);
     },

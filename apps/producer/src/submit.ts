@@ -58,6 +58,8 @@ export interface SubmitDedup {
    * answered itself) and per-item cache instructions for the ones that are enqueued.
    */
   afterCreate?(jobId: string, items: CreatedItem[], cacheKeys: Map<number, string>, ctx: DedupContext): Promise<DedupPlan>;
+  /** Called with the items answered at submit time (their results are written): e.g. to audit semantic hits. */
+  afterAnswered?(answered: Array<{ itemId: number; text: string; answer: DedupAnswer }>, ctx: DedupContext): Promise<void>;
 }
 
 export interface DedupPlan {
@@ -132,6 +134,10 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
     }));
     await recordOutcome(ctx.db, null, rows);
     for (const a of answers.values()) metrics.itemsFinished.inc({ status: "ok", cache: a.cache });
+    await ctx.dedup?.afterAnswered?.(
+      [...answers.entries()].map(([idx, a]) => ({ itemId: created[idx]!.id, text: created[idx]!.text, answer: a })),
+      dctx,
+    );
   }
   let misses = created.filter((_, i) => !answers.has(i));
   const keyOf = new Map<number, string>();

@@ -4,6 +4,7 @@
  */
 import { Queue, Worker } from "bullmq";
 import {
+  CACHE_FILL_QUEUE,
   MAINTENANCE_QUEUE,
   batchPolicy,
   coerceError,
@@ -65,11 +66,35 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       publisher.publish(channel, JSON.stringify(j)).catch((e) => log.warn({ err: coerceError(e).message }, "could not publish job event"));
     }
   };
+  // Answered items go to the semantic cache through a queue: the API process, which owns the
+  // vector store and the embedder, consumes it (embedding stays off the call path).
+  const fillQueue = env.SIEVE_CACHE_ENABLED && env.SIEVE_SEMANTIC_CACHE !== "off" ? new Queue(CACHE_FILL_QUEUE, { connection, prefix }) : undefined;
+  const semanticFill: SemanticFill | undefined =
+    opts.semanticFill ??
+    (fillQueue
+      ? {
+          enqueue: async (entries) => {
+            await fillQueue.add(
+              "fill",
+              {
+                entries: entries.map((e) => ({
+                  text: e.text,
+                  output: e.output,
+                  itemId: e.itemId,
+                  ttlSeconds: e.ttlSeconds,
+                  scope: { tenantId: e.parcel.tenantId, namespace: e.namespace, params: e.parcel.params, provider: e.parcel.provider, model: e.parcel.model },
+                })),
+              },
+              { attempts: 5, backoff: { type: "exponential", delay: 1_000 }, removeOnComplete: { count: 1_000 }, removeOnFail: { age: 86_400 } },
+            );
+          },
+        }
+      : undefined);
   const afterResults = env.SIEVE_CACHE_ENABLED
     ? createAfterResults({
         db,
         exact: new ExactCache(publisher, db, { prefix, maxEntries: env.SIEVE_CACHE_MAX_ENTRIES, policy: env.SIEVE_CACHE_EVICTION }),
-        ...(opts.semanticFill ? { semantic: opts.semanticFill } : {}),
+        ...(semanticFill ? { semantic: semanticFill } : {}),
         log,
         onJobsFinished,
       })
@@ -118,7 +143,7 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
     async close() {
       await Promise.allSettled(aggregators.map((a) => a.close()));
       await maintenanceWorker?.close().catch(() => {});
-      await Promise.allSettled([maintenance.close(), ...[...queues.values()].map((q) => q.close())]);
+      await Promise.allSettled([maintenance.close(), ...(fillQueue ? [fillQueue.close()] : []), ...[...queues.values()].map((q) => q.close())]);
       await Promise.allSettled([connection.quit(), publisher.quit()]);
     },
   };

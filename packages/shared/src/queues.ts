@@ -86,3 +86,27 @@ export type BulkInboxJob = z.infer<typeof BulkInboxJob>;
 
 /** Deduplication id of "pack" kicks: many submits in a burst cause one packer run. */
 export const PACK_KICK_ID = "pack-kick";
+
+/** Answered items on their way into the semantic cache (embedding happens off the hot path). */
+export const CACHE_FILL_QUEUE = "cache-fill";
+export const CacheScopeJson = z.object({
+  tenantId: z.string(),
+  namespace: z.string(),
+  params: TaskParams,
+  provider: z.enum(["openai", "anthropic", "vllm"]),
+  model: z.string(),
+});
+export const CacheFillJob = z.object({
+  entries: z.array(z.object({ text: z.string(), output: z.unknown(), itemId: z.number().int(), ttlSeconds: z.number().int().positive(), scope: CacheScopeJson })).min(1),
+});
+export type CacheFillJob = z.infer<typeof CacheFillJob>;
+
+/** Semantic hits re-asked to the LLM to measure the false-hit rate. */
+export const CACHE_AUDIT_QUEUE = "cache-audit";
+export const CacheAuditJob = z.object({
+  scope: CacheScopeJson,
+  hits: z
+    .array(z.object({ itemId: z.number().int(), text: z.string(), cachedOutput: z.unknown(), sourceItemId: z.number().int().nullable(), score: z.number() }))
+    .min(1),
+});
+export type CacheAuditJob = z.infer<typeof CacheAuditJob>;

@@ -270,8 +270,10 @@ export class Aggregator {
           signal: this.abort.signal,
           log: this.opts.log,
           onPersisted: async (info) => {
-            if (info.finishedJobs.length > 0) this.opts.onJobsFinished?.(info.finishedJobs);
+            // Cache writes first, then "job finished": a caller that resubmits the same text right
+            // after its long-poll returns should find it in the cache.
             if (this.opts.afterResults) await this.opts.afterResults(this.landed(items, info.rows, info.inserted));
+            if (info.finishedJobs.length > 0) this.opts.onJobsFinished?.(info.finishedJobs);
           },
         },
         items,
@@ -352,12 +354,12 @@ export class Aggregator {
           model: h.parcel.model,
         }));
       const out = await recordOutcome(this.opts.db, null, rows);
-      if (out.finishedJobs.length > 0) this.opts.onJobsFinished?.(out.finishedJobs);
       if (this.opts.afterResults) {
         const inserted = new Set(out.inserted);
         const byId = new Map(h.parcel.items.map((i) => [i.itemId, i]));
         await this.opts.afterResults(rows.filter((r) => inserted.has(r.itemId)).map((r) => ({ row: r, item: byId.get(r.itemId)!, parcel: h.parcel })));
       }
+      if (out.finishedJobs.length > 0) this.opts.onJobsFinished?.(out.finishedJobs);
       await job.moveToCompleted({ items: h.parcel.items.length, exhausted: true }, token, false);
     } catch (e) {
       // Lost the lock (another worker took the parcel after a stall) or Redis hiccup: the parcel

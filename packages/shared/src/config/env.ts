@@ -115,6 +115,10 @@ export const Env = z
     SIEVE_SEMANTIC_THRESHOLD_CLASSIFY: z.coerce.number().min(0).max(1).default(0.9),
     /** Same for translate (a paraphrase rarely has the same translation: keep it high). @defaultValue 0.97 */
     SIEVE_SEMANTIC_THRESHOLD_TRANSLATE: z.coerce.number().min(0).max(1).default(0.97),
+    /** Guards a classify task may skip: comma list of "negation", "numbers" (default none: both guards on). */
+    SIEVE_SEMANTIC_ALLOW_MISMATCH_CLASSIFY: z.string().default(""),
+    /** Same for translate. */
+    SIEVE_SEMANTIC_ALLOW_MISMATCH_TRANSLATE: z.string().default(""),
     /** Most semantic-cache entries kept (LRU beyond). @defaultValue 1000000 */
     SIEVE_SEMANTIC_MAX_ENTRIES: Int(1_000_000, 1),
     /** Share of semantic hits also sent to the LLM to measure the false-hit rate (0..1). @defaultValue 0.05 */
