@@ -38,6 +38,7 @@ export const Env = z
     PORT: Int(8080, 0, 65535),
     /** Interface the API binds to. @defaultValue "127.0.0.1" */
     HOST: z.string().default("127.0.0.1"),
+    /** Redis for queues, caches and events (needs maxmemory-policy noeviction). */
     REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
     /** postgres://... When unset, an embedded PGlite database lives under SIEVE_DATA_DIR. */
     DATABASE_URL: OptStr,
@@ -49,12 +50,17 @@ export const Env = z
     SIEVE_SIMULATOR: BoolEnv.default(false),
     /** Port of the in-process simulator (0 = any free port). @defaultValue 4010 */
     SIEVE_SIMULATOR_PORT: Int(4010, 0, 65535),
+    /** Enables the OpenAI provider. */
     OPENAI_API_KEY: OptStr,
+    /** OpenAI-compatible base URL including /v1. Default: the OpenAI API. */
     OPENAI_BASE_URL: OptStr,
+    /** Enables the Anthropic provider. */
     ANTHROPIC_API_KEY: OptStr,
+    /** Anthropic base URL (without /v1). Default: the Anthropic API. */
     ANTHROPIC_BASE_URL: OptStr,
     /** Base URL of a vLLM OpenAI-compatible server, e.g. http://vllm:8000/v1 */
     VLLM_BASE_URL: OptStr,
+    /** Sent as Bearer token to vLLM (its --api-key), if set. */
     VLLM_API_KEY: OptStr,
     /** The model name vLLM serves (see its /v1/models). */
     VLLM_MODEL: OptStr,
@@ -66,6 +72,7 @@ export const Env = z
     SIEVE_API_KEYS: OptStr,
     /** Bull Board credentials (HTTP basic auth). Unset: the dashboard is disabled. */
     SIEVE_ADMIN_USER: OptStr,
+    /** Bull Board password (with SIEVE_ADMIN_USER). */
     SIEVE_ADMIN_PASSWORD: OptStr,
     /** Most items in one POST /v1/jobs. @defaultValue 1000 */
     SIEVE_MAX_ITEMS_PER_REQUEST: Int(1000, 1, 100_000),
@@ -85,7 +92,7 @@ export const Env = z
     SIEVE_TRANSLATE_MAX_ITEMS: Int(10, 1, 500),
     /** Estimated prompt tokens of items in one translate call at most. @defaultValue 3000 */
     SIEVE_TRANSLATE_MAX_TOKENS: Int(3000, 1),
-    /** @defaultValue 200 */
+    /** Longest a translate item waits for neighbours, in ms. @defaultValue 200 */
     SIEVE_TRANSLATE_MAX_WAIT_MS: Int(200, 0),
     /** LLM calls in flight per provider per worker process. @defaultValue 8 */
     SIEVE_WORKER_CONCURRENCY: Int(8, 1, 1000),
@@ -127,13 +134,15 @@ export const Env = z
     SIEVE_EMBEDDINGS: z.enum(["use-lite", "openai"]).default("use-lite"),
     /** Base URL for SIEVE_EMBEDDINGS=openai (OpenAI, vLLM or TEI). Default: OPENAI_BASE_URL. */
     SIEVE_EMBEDDINGS_URL: OptStr,
+    /** API key for SIEVE_EMBEDDINGS=openai. Default: OPENAI_API_KEY. */
     SIEVE_EMBEDDINGS_API_KEY: OptStr,
-    /** @defaultValue "text-embedding-3-small" */
+    /** Embedding model for SIEVE_EMBEDDINGS=openai. @defaultValue "text-embedding-3-small" */
     SIEVE_EMBEDDINGS_MODEL: z.string().default("text-embedding-3-small"),
     /** Qdrant URL for SIEVE_SEMANTIC_CACHE=qdrant, e.g. http://qdrant:6333 */
     QDRANT_URL: OptStr,
+    /** Qdrant API key, if the server needs one. */
     QDRANT_API_KEY: OptStr,
-    /** @defaultValue "sieve_semantic_cache" */
+    /** Qdrant collection of the semantic cache. @defaultValue "sieve_semantic_cache" */
     QDRANT_COLLECTION: z.string().default("sieve_semantic_cache"),
     // --- Batch lane and bulk ingestion (issue 4, docs/batch-lane.md) ---
     /** Enable the provider Batch API lane (lane "batch" on /v1/jobs and /v1/bulk; packer and poller in the workers). @defaultValue false */
@@ -174,6 +183,7 @@ export const Env = z
     SIEVE_BULK_TIMEOUT_MS: Int(3_600_000, 1_000),
     /** Run API, workers or both in this process. @defaultValue "all" */
     SIEVE_ROLE: z.enum(["all", "api", "workers"]).default("all"),
+    /** pino log level. @defaultValue "info" */
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })
   .superRefine((e, ctx) => {
