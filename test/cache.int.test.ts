@@ -104,6 +104,17 @@ describe("exact cache and coalescing", () => {
     assert.equal(outputs.size, 1, "everyone got the leader's answer");
   });
 
+  test("GET /v1/usage reports calls, dollars and cache hits of the tenant only", async () => {
+    const u = await h.call("acme", "GET", "/v1/usage");
+    assert.equal(u.status, 200, u.text);
+    assert.ok(u.body.llm.calls > 0 && u.body.llm.costUsd > 0);
+    assert.ok(u.body.results.cached.exact >= 1 && u.body.results.cached.coalesced >= 1);
+    assert.ok(u.body.savedUsd > 0, "hits record the dollars they saved");
+    const g = await h.call("globex", "GET", "/v1/usage");
+    assert.ok(g.body.llm.calls < u.body.llm.calls, "another tenant sees only its own");
+    assert.equal((await h.call("acme", "GET", "/v1/usage?since=yesterday-ish")).status, 400);
+  });
+
   test("a leader that fails passes its error to its followers (nobody waits forever)", async () => {
     const text = "SIM_POISON coalesced poison text";
     const rs = await Promise.all(Array.from({ length: 5 }, (_, i) => h.call("acme", "POST", "/v1/jobs?wait=30s", classify([{ id: `p${i}`, text }]))));

@@ -10,6 +10,7 @@ import { HttpError, coerceError, metrics, ping, registry } from "@sieve/shared";
 import type { ApiContext } from "./context.js";
 import { apiKeyAuth, basicAuth } from "./auth.js";
 import { jobsRouter } from "./routes/jobs.js";
+import { usageRouter } from "./routes/usage.js";
 
 export function createApp(ctx: ApiContext, extraRouters: express.Router[] = []): express.Express {
   const app = express();
@@ -53,6 +54,7 @@ export function createApp(ctx: ApiContext, extraRouters: express.Router[] = []):
   app.use("/v1", express.json({ limit: ctx.env.SIEVE_MAX_BODY_BYTES, type: ["application/json", "application/*+json"] }));
   app.use("/v1", apiKeyAuth(ctx.db));
   app.use(jobsRouter(ctx));
+  app.use(usageRouter(ctx));
   for (const r of extraRouters) app.use(r);
 
   app.use((_req, res) => {
