@@ -25,3 +25,16 @@ export { DEFAULT_VLLM_MODEL, type VllmOptions } from "./vllm/engine.js";
 export { openaiChatFlavor } from "./openai/index.js";
 export { chatCompletionsHandler, type ChatFlavor } from "./openai/chat.js";
 export type { Route, RouteContext, SimState, SimulatorLogger } from "./types.js";
+export {
+  batchRoutes,
+  batchSnapshot,
+  BatchKnobs,
+  BATCH_DEFAULTS,
+  ANTHROPIC_CUSTOM_ID,
+  CHAT_ENDPOINT,
+  type BatchStats,
+  type ProviderBatchStats,
+  type OpenAIBatchStatus,
+  type AnthropicProcessingStatus,
+  type BatchErrorData,
+} from "./batch/index.js";

@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { coerceError } from "@sieve/shared/errors";
 import { anthropicRoutes } from "./anthropic/index.js";
+import { batchRoutes, batchStateOf, initBatchState, type BatchKnobs, type BatchStats } from "./batch/index.js";
 import { createRng, SimulatorFaults } from "./faults.js";
 import { header, readJsonObject, sendError, sendJson, SimError, type Dialect } from "./http.js";
 import { openaiRoutes } from "./openai/index.js";
@@ -32,6 +33,8 @@ export interface StartSimulatorOptions {
   vllm?: VllmOptions;
   /** Extra routes, matched before the built-in ones. */
   routes?: Route[];
+  /** Initial knobs of the simulated batch APIs (src/batch/state.ts). @defaultValue {} */
+  batch?: BatchKnobs;
 }
 
 export interface Simulator {
@@ -45,6 +48,13 @@ export interface Simulator {
   resetStats(): void;
   /** Forgets every cached prompt prefix (next requests are cache misses). */
   clearPromptCaches(): void;
+  /** Replaces every batch knob (validated; a seed restarts the batch PRNG). Same as `POST /_sim/batch`. */
+  setBatchKnobs(k: BatchKnobs): void;
+  getBatchKnobs(): BatchKnobs;
+  /** Batch counters (files uploaded, batches created/ended by status, requests processed); zeroed by resetStats. */
+  batchStats(): BatchStats;
+  /** Moves the batch clock forward by `ms` (same as `POST /_sim/batch/clock`): steps batches through their phases. */
+  advanceBatchClock(ms: number): void;
   /** Stops listening and drops open connections (including requests held by the timeout fault). */
   close(): Promise<void>;
 }
@@ -103,7 +113,7 @@ function controlRoutes(sim: () => Simulator, listRoutes: () => readonly Route[])
 }
 
 /** Provider routes, in match order (Anthropic first: its GET /v1/models is guarded by a header). */
-export const BUILTIN_ROUTES: readonly Route[] = [...anthropicRoutes, ...openaiRoutes, ...vllmRoutes];
+export const BUILTIN_ROUTES: readonly Route[] = [...anthropicRoutes, ...openaiRoutes, ...vllmRoutes, ...batchRoutes];
 
 function matchRoute(routes: readonly Route[], req: IncomingMessage, path: string): { route: Route; params: Record<string, string> } | undefined {
   for (const route of routes) {
@@ -141,6 +151,7 @@ export async function startSimulator(opts: StartSimulatorOptions = {}): Promise<
     vllm: new VllmEngine(opts.vllm),
     logger,
   };
+  initBatchState(state, opts.batch);
   let simulator: Simulator | undefined;
   const routes: Route[] = [];
   routes.push(...controlRoutes(() => simulator!, () => routes), ...(opts.routes ?? []), ...BUILTIN_ROUTES);
@@ -203,9 +214,20 @@ export async function startSimulator(opts: StartSimulatorOptions = {}): Promise<
     resetStats() {
       state.stats.reset();
       state.vllm.resetCounters();
+      batchStateOf(state).resetStats();
     },
     clearPromptCaches() {
       for (const c of Object.values(state.caches)) c.clear();
+    },
+    setBatchKnobs(k) {
+      batchStateOf(state).setKnobs(k);
+      logger.info({ batch: batchStateOf(state).knobs }, "simulator batch knobs set");
+    },
+    getBatchKnobs: () => ({ ...batchStateOf(state).knobs }),
+    batchStats: () => structuredClone(batchStateOf(state).stats),
+    advanceBatchClock(ms) {
+      if (!(ms >= 0)) throw new RangeError("advanceBatchClock: ms must be >= 0");
+      batchStateOf(state).clockOffsetMs += ms;
     },
     close: () =>
       new Promise<void>((resolve, reject) => {

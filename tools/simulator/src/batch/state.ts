@@ -10,6 +10,8 @@
 import { z } from "zod";
 import { createRng, type Rng } from "../faults.js";
 import type { SimState } from "../types.js";
+import type { AnthropicBatchRecord } from "./anthropic.js";
+import type { OpenAIBatchRecord } from "./openai.js";
 
 const Rate = z.number().min(0).max(1);
 const PositiveInt = z.number().int().positive();
@@ -130,8 +132,17 @@ export class BatchState {
   rng: Rng;
   stats: BatchStats = emptyStats();
   readonly files = new Map<string, SimFile>();
-  /** Clock in ms since epoch (tests of the state itself may replace it). */
-  now: () => number = Date.now;
+  /** OpenAI batches in creation order. */
+  readonly openaiBatches = new Map<string, OpenAIBatchRecord>();
+  /** Anthropic message batches in creation order. */
+  readonly anthropicBatches = new Map<string, AnthropicBatchRecord>();
+  /** Added to the wall clock (`POST /_sim/batch/clock`): lets a test step batches through their phases deterministically. */
+  clockOffsetMs = 0;
+
+  /** The batch clock, in ms since epoch. */
+  now(): number {
+    return Date.now() + this.clockOffsetMs;
+  }
 
   constructor(knobs: BatchKnobs = {}) {
     this.knobs = BatchKnobs.parse(knobs);
