@@ -205,20 +205,20 @@ export class Aggregator {
   private maybeFlush(bin: Bin): void {
     const policy = this.policyOf(bin);
     while (bin.items.length >= policy.maxItems || (bin.items.length > 1 && bin.tokens >= policy.maxTokens)) {
-      this.flush(bin, "full");
+      this.flush(bin);
     }
     if (bin.items.length > 0 && !bin.timer) {
       const waited = Date.now() - bin.items[0]!.arrivedAt;
       bin.timer = setTimeout(() => {
         bin.timer = undefined;
-        if (bin.items.length > 0) this.flush(bin, "timeout");
+        if (bin.items.length > 0) this.flush(bin);
         if (bin.items.length > 0) this.maybeFlush(bin);
       }, Math.max(0, policy.maxWaitMs - waited));
     }
   }
 
   /** Takes up to maxItems / maxTokens items from the bin and launches one call. */
-  private flush(bin: Bin, _why: "full" | "timeout" | "shutdown"): void {
+  private flush(bin: Bin): void {
     const policy = this.policyOf(bin);
     const take: PendingItem[] = [];
     let tokens = 0;
@@ -391,7 +391,7 @@ export class Aggregator {
   async close(graceMs = 10_000): Promise<void> {
     this.stopping = true;
     this.wake();
-    for (const bin of [...this.bins.values()]) while (bin.items.length > 0) this.flush(bin, "shutdown");
+    for (const bin of [...this.bins.values()]) while (bin.items.length > 0) this.flush(bin);
     const all = Promise.allSettled([...this.calls]);
     const timedOut = await Promise.race([all.then(() => false), sleep(graceMs).then(() => true)]);
     if (timedOut) {

@@ -1,4 +1,3 @@
-import { sql } from "drizzle-orm";
 import {
   bigint,
   bigserial,
@@ -164,4 +163,3 @@ export const llmCalls = pgTable(
   (t) => [index("llm_calls_created_idx").on(t.createdAt), index("llm_calls_tenant_idx").on(t.tenantId)],
 );
 
-export const nowSql = sql`now()`;
