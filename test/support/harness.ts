@@ -30,6 +30,10 @@ export interface Harness {
 
 export interface HarnessOptions {
   faults?: SimulatorFaults;
+  /** Enable the provider Batch API lane with fast ticks (issue 4); `env` can override any of it. */
+  batchLane?: boolean;
+  /** Initial knobs of the simulated batch APIs (phase length, expiry, failures...). */
+  batchKnobs?: import("@sieve/simulator").BatchKnobs;
   env?: Record<string, string>;
   workers?: boolean;
   tenants?: string[];
@@ -39,7 +43,7 @@ const silent = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const db = await createTestDb("sieve_e2e");
-  const sim = await startSimulator({ port: 0, ...(opts.faults ? { faults: opts.faults } : {}) });
+  const sim = await startSimulator({ port: 0, ...(opts.faults ? { faults: opts.faults } : {}), ...(opts.batchKnobs ? { batch: opts.batchKnobs } : {}) });
   const envVars: Record<string, string> = {
     PORT: "0",
     HOST: "127.0.0.1",
@@ -59,6 +63,10 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     LOG_LEVEL: "silent",
     // The semantic cache loads an embedding model: only the suites that test it turn it on.
     SIEVE_SEMANTIC_CACHE: "off",
+    // Batch lane (issue 4): short ticks and leases so tests see the whole lifecycle in seconds.
+    ...(opts.batchLane
+      ? { SIEVE_BATCH_LANE: "true", SIEVE_BATCH_PACK_EVERY_MS: "1000", SIEVE_BATCH_POLL_EVERY_MS: "500", SIEVE_BATCH_LEASE_MS: "4000" }
+      : {}),
     ...opts.env,
   };
   const env = parseEnv(envVars);

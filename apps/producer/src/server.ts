@@ -1,10 +1,15 @@
 /** Builds the API context (queues, waiter) and starts the HTTP server. */
 import type { Server } from "node:http";
 import { Queue } from "bullmq";
-import { MAINTENANCE_QUEUE, createRedis, realtimeQueueName, type Db, type Env, type Logger, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
+import { BATCH_LANE_QUEUE, MAINTENANCE_QUEUE, createRedis, realtimeQueueName, type Db, type Env, type Logger, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
 import { createApp } from "./app.js";
 import type { ApiContext } from "./context.js";
 import { JobWaiter } from "./waiter.js";
+// Batch lane and bulk ingestion (issue 4, docs/batch-lane.md).
+import { createBatchLane, type BatchLaneApi } from "./bulk/lane.js";
+import { startInbox, type InboxHandle } from "./bulk/inbox.js";
+import { bulkRouter } from "./routes/bulk.js";
+import { batchesRouter } from "./routes/batches.js";
 import { createDedup, type SemanticLookup } from "./dedup.js";
 import { createSemanticService } from "./semantic.js";
 import type { PGlite } from "@electric-sql/pglite";
@@ -14,6 +19,8 @@ export interface ApiHandle {
   server: Server;
   url: string;
   ctx: ApiContext;
+  /** The nightly bulk inbox, when SIEVE_BULK_CRON is set (issue 4). */
+  inbox?: InboxHandle;
   close(): Promise<void>;
 }
 
@@ -37,6 +44,8 @@ export async function startApi(opts: {
   const queues = new Map<ProviderName, Queue>();
   for (const name of opts.endpoints.keys()) queues.set(name, new Queue(realtimeQueueName(name), { connection: queueConn, prefix }));
   const extraQueues = [new Queue(MAINTENANCE_QUEUE, { connection: queueConn, prefix })];
+  // Batch lane housekeeping queue in Bull Board (issue 4).
+  if (env.SIEVE_BATCH_LANE) extraQueues.push(new Queue(BATCH_LANE_QUEUE, { connection: queueConn, prefix }));
   const waiter = new JobWaiter(createRedis(env.REDIS_URL, "subscriber"), prefix, opts.log);
   const ownSemantic =
     !opts.semantic && env.SIEVE_CACHE_ENABLED && env.SIEVE_SEMANTIC_CACHE !== "off"
@@ -55,13 +64,22 @@ export async function startApi(opts: {
         })
       : undefined);
   const ctx: ApiContext = { env, db: opts.db, redis, queues, endpoints: opts.endpoints, waiter, log: opts.log, extraQueues, ...(dedup ? { dedup } : {}) };
-  const app = createApp(ctx);
+  // Batch lane (issue 4): ctx.batchLane makes submit.ts accept lane "batch"; /v1/bulk is always on.
+  let lane: BatchLaneApi | undefined;
+  if (env.SIEVE_BATCH_LANE) {
+    lane = createBatchLane({ env, db: opts.db, connection: queueConn, log: opts.log.child({ lane: "batch" }), ctx: () => ctx });
+    ctx.batchLane = lane;
+  }
+  const app = createApp(ctx, [bulkRouter(ctx, lane), ...(lane ? [batchesRouter(ctx, lane)] : [])]);
+  const inbox: InboxHandle | undefined = env.SIEVE_BULK_CRON ? await startInbox(ctx, lane) : undefined;
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(env.PORT, env.HOST, () => resolve(s));
     s.once("error", reject);
   });
   // Long-polls can last SIEVE_MAX_WAIT_MS: keep the socket open a little longer than that.
   server.requestTimeout = env.SIEVE_MAX_WAIT_MS + 30_000;
+  // A bulk upload (POST /v1/bulk) streams for as long as its body takes to arrive (issue 4).
+  server.requestTimeout = Math.max(server.requestTimeout, env.SIEVE_BULK_TIMEOUT_MS);
   const addr = server.address();
   const port = typeof addr === "object" && addr ? addr.port : env.PORT;
   const url = `http://${env.HOST === "0.0.0.0" ? "127.0.0.1" : env.HOST}:${port}`;
@@ -69,6 +87,7 @@ export async function startApi(opts: {
     server,
     url,
     ctx,
+    ...(inbox ? { inbox } : {}),
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -77,6 +96,8 @@ export async function startApi(opts: {
       });
       await waiter.close();
       await ownSemantic?.close();
+      await inbox?.close();
+      await lane?.close();
       await Promise.allSettled([...queues.values(), ...extraQueues].map((q) => q.close()));
       await Promise.allSettled([redis.quit(), queueConn.quit()]);
     },

@@ -23,6 +23,7 @@ import {
 import { Aggregator } from "./aggregator/aggregator.js";
 import { createProviders } from "./providers/index.js";
 import type { LlmProvider } from "./providers/types.js";
+import { startBatchLane, type BatchLaneHandle } from "./batch/lane.js";
 import { sweepOnce } from "./maintenance/sweeper.js";
 import { createAfterResults, type SemanticFill } from "./dedup/afterResults.js";
 import { ExactCache } from "@sieve/shared/dedup/exact";
@@ -50,6 +51,8 @@ export interface WorkersOptions {
 
 export interface WorkersHandle {
   aggregators: Aggregator[];
+  /** The provider Batch API lane, when SIEVE_BATCH_LANE=true (issue 4). */
+  batchLane?: BatchLaneHandle;
   close(): Promise<void>;
 }
 
@@ -135,12 +138,18 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
     );
     maintenanceWorker.on("error", (e) => log.warn({ err: coerceError(e).message }, "maintenance worker error"));
   }
+  // Batch lane (issue 4, docs/batch-lane.md): packer and lifecycle poller on job schedulers.
+  const batchLane = env.SIEVE_BATCH_LANE
+    ? await startBatchLane({ env, db, endpoints: opts.endpoints, log: log.child({ lane: "batch" }), prices, connection, onJobsFinished })
+    : undefined;
   log.info({ providers: [...providers.keys()], concurrency: env.SIEVE_WORKER_CONCURRENCY }, "workers started");
   void metrics;
 
   return {
     aggregators,
+    ...(batchLane ? { batchLane } : {}),
     async close() {
+      await batchLane?.close();
       await Promise.allSettled(aggregators.map((a) => a.close()));
       await maintenanceWorker?.close().catch(() => {});
       await Promise.allSettled([maintenance.close(), ...(fillQueue ? [fillQueue.close()] : []), ...[...queues.values()].map((q) => q.close())]);

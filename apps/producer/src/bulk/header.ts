@@ -14,20 +14,20 @@ const Options = {
 
 const Tenant = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "1-64 characters of A-Z a-z 0-9 _ -");
 
-function header(withTenant: boolean) {
-  const extra = withTenant ? { tenant: Tenant } : {};
-  return z.discriminatedUnion(
-    "task",
-    [z.strictObject({ ...ClassifyParams.shape, ...Options, ...extra }), z.strictObject({ ...TranslateParams.shape, ...Options, ...extra })],
-    { error: () => `must be one of: ${TASK_NAMES.join(", ")}` },
-  );
-}
-
 /** Header of POST /v1/bulk (the tenant is the API key's). Default lane: "realtime", as on /v1/jobs. */
-export const BulkHeader = header(false);
+export const BulkHeader = z.discriminatedUnion(
+  "task",
+  [z.strictObject({ ...ClassifyParams.shape, ...Options }), z.strictObject({ ...TranslateParams.shape, ...Options })],
+  { error: () => `must be one of: ${TASK_NAMES.join(", ")}` },
+);
 export type BulkHeader = z.infer<typeof BulkHeader>;
+
 /** Header of an inbox file: also names its tenant. */
-export const InboxHeader = header(true);
+export const InboxHeader = z.discriminatedUnion(
+  "task",
+  [z.strictObject({ ...ClassifyParams.shape, ...Options, tenant: Tenant }), z.strictObject({ ...TranslateParams.shape, ...Options, tenant: Tenant })],
+  { error: () => `must be one of: ${TASK_NAMES.join(", ")}` },
+);
 export type InboxHeader = z.infer<typeof InboxHeader>;
 
 export function headerParams(h: BulkHeader): TaskParams {

@@ -87,16 +87,18 @@ export async function insertBulkItems(
 }
 
 /**
- * Ends ingestion: the real item count, parcels enqueued, and the status recordOutcome would have
- * set had it known the count (results may all be in already: cache hits, a fast realtime lane).
+ * Ends ingestion: the real item count, and the status recordOutcome would have set had it known
+ * the count (results may all be in already: cache hits). `enqueued: false` while realtime parcels
+ * are still to be enqueued (the sweeper enqueues them if this process dies first). created_at
+ * becomes the acceptance time: the sweeper's staleness clock must not count the upload.
  */
-export async function finishBulkJob(db: Db, jobId: string, itemCount: number, parcelCount: number): Promise<FinishedJob | undefined> {
+export async function finishBulkJob(db: Db, jobId: string, itemCount: number, opts: { enqueued: boolean }): Promise<FinishedJob | undefined> {
   const rows = await queryRows<{ id: string; status: string; finished: boolean }>(
     db,
     sql`update jobs set
           item_count = ${itemCount},
-          enqueued = true,
-          parcel_count = ${parcelCount},
+          created_at = now(),
+          enqueued = ${opts.enqueued},
           status = case when done_count >= ${itemCount} then
                      case when error_count = 0 then 'completed'
                           when error_count >= ${itemCount} then 'failed'
@@ -137,4 +139,18 @@ export async function pendingItemsPage(db: Db, jobId: string, afterSeq: number, 
         order by i.seq limit ${limit}`,
   );
   return rows.map((r) => ({ ...r, id: Number(r.id) }));
+}
+
+/**
+ * Keeps a bulk job "fresh" for the sweeper while its parcels are being enqueued (a large job takes
+ * longer than the sweeper's staleness threshold; a repair parcel meanwhile would call the LLM twice).
+ */
+export async function touchBulkJob(db: Db, jobId: string): Promise<void> {
+  await db.execute(sql`update jobs set created_at = now() where id = ${jobId}`);
+}
+
+/** Inbox files name their tenant: it must exist (jobs reference tenants). */
+export async function tenantExists(db: Db, tenantId: string): Promise<boolean> {
+  const rows = await queryRows<{ id: string }>(db, sql`select id from tenants where id = ${tenantId}`);
+  return rows.length > 0;
 }

@@ -3,7 +3,7 @@
  * a transaction, cast to Db) passed in. The lane's state machine is documented in
  * packages/shared/src/db/schema/batch.ts and docs/batch-lane.md.
  */
-import { and, desc, eq, lt, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { Db } from "../client.js";
 import { queryRows } from "../client.js";
 import { providerBatches, type BatchState } from "../schema/index.js";
@@ -105,12 +105,20 @@ export async function waitingKeys(db: Db, provider: string): Promise<WaitingKey[
   );
 }
 
+/** The task parameters of a job. */
+export async function jobParams(db: Db, jobId: string): Promise<unknown> {
+  const rows = await queryRows<{ params: unknown }>(db, sql`select params from jobs where id = ${jobId}`);
+  return rows[0]?.params;
+}
+
 export interface WaitingItem {
   itemId: number;
   jobId: string;
   tenantId: string;
   attempts: number;
   text: string;
+  /** The item got a result meanwhile (a cache or an identical in-flight item answered it): drop, do not send. */
+  answered: boolean;
 }
 
 /**
@@ -123,9 +131,10 @@ export async function claimWaitingPage(
   opts: { provider: string; batchKey: string; after?: { attempts: number; itemId: number }; limit: number },
 ): Promise<WaitingItem[]> {
   const after = opts.after ? sql`and (bi.attempts, bi.item_id) > (${opts.after.attempts}, ${opts.after.itemId})` : sql``;
-  const rows = await queryRows<{ itemId: string; jobId: string; tenantId: string; attempts: number; text: string }>(
+  const rows = await queryRows<{ itemId: string; jobId: string; tenantId: string; attempts: number; text: string; answered: boolean }>(
     tx,
-    sql`select bi.item_id as "itemId", bi.job_id as "jobId", bi.tenant_id as "tenantId", bi.attempts, i.text
+    sql`select bi.item_id as "itemId", bi.job_id as "jobId", bi.tenant_id as "tenantId", bi.attempts, i.text,
+               exists (select 1 from results r where r.item_id = bi.item_id) as answered
         from batch_items bi
         join items i on i.id = bi.item_id
         join jobs j on j.id = bi.job_id
@@ -142,6 +151,7 @@ export interface NewProviderBatch {
   provider: string;
   model: string;
   batchKey: string;
+  params: unknown;
   tenantId: string;
   tenantIds: string[];
 }
@@ -320,8 +330,9 @@ export async function claimSettlement(tx: Db, requestId: number, outcome: string
   return rows.length > 0;
 }
 
-export async function setRequestCall(tx: Db, requestId: number, llmCallId: number | null): Promise<void> {
-  await tx.execute(sql`update batch_requests set llm_call_id = ${llmCallId} where id = ${requestId}`);
+/** Links a settled request to its llm_calls row, with its final outcome. */
+export async function setRequestCall(tx: Db, requestId: number, llmCallId: number | null, outcome: string): Promise<void> {
+  await tx.execute(sql`update batch_requests set llm_call_id = ${llmCallId}, outcome = ${outcome} where id = ${requestId}`);
 }
 
 export interface PackedItem {
@@ -394,54 +405,4 @@ export async function releaseUnsentBatch(tx: Db, batchId: number, opts: { countA
         select count(*)::int as n from u`,
   );
   return rows[0]?.n ?? 0;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Operator views
-// ---------------------------------------------------------------------------------------------
-
-/** Batches holding items of this tenant, newest first, keyset-paginated by id. */
-export async function listBatchesForTenant(db: Db, tenantId: string, opts: { beforeId?: number; limit: number; state?: string }): Promise<ProviderBatchRow[]> {
-  const conds = [sql`${tenantId} = any(${providerBatches.tenantIds})`];
-  if (opts.beforeId !== undefined) conds.push(lt(providerBatches.id, opts.beforeId));
-  if (opts.state) conds.push(eq(providerBatches.state, opts.state));
-  return db
-    .select()
-    .from(providerBatches)
-    .where(and(...conds))
-    .orderBy(desc(providerBatches.id))
-    .limit(opts.limit);
-}
-
-export async function getBatchForTenant(db: Db, tenantId: string, batchId: number): Promise<ProviderBatchRow | undefined> {
-  const rows = await db
-    .select()
-    .from(providerBatches)
-    .where(and(eq(providerBatches.id, batchId), sql`${tenantId} = any(${providerBatches.tenantIds})`))
-    .limit(1);
-  return rows[0];
-}
-
-/** Request outcomes of a batch (operator view). */
-export async function requestOutcomes(db: Db, batchId: number): Promise<Record<string, number>> {
-  const rows = await queryRows<{ outcome: string | null; n: number }>(
-    db,
-    sql`select outcome, count(*)::int as n from batch_requests where batch_id = ${batchId} group by outcome`,
-  );
-  return Object.fromEntries(rows.map((r) => [r.outcome ?? "pending", r.n]));
-}
-
-/** Items of batch-lane jobs still waiting for a batch, per provider (metrics, tests). */
-export async function waitingCounts(db: Db): Promise<Record<string, { waiting: number; packed: number }>> {
-  const rows = await queryRows<{ provider: string; state: string; n: number }>(
-    db,
-    sql`select provider, state, count(*)::int as n from batch_items group by provider, state`,
-  );
-  const out: Record<string, { waiting: number; packed: number }> = {};
-  for (const r of rows) {
-    const c = (out[r.provider] ??= { waiting: 0, packed: 0 });
-    if (r.state === "waiting") c.waiting = r.n;
-    else c.packed = r.n;
-  }
-  return out;
 }

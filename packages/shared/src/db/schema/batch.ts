@@ -72,6 +72,8 @@ export const providerBatches = pgTable(
     provider: text("provider").notNull(),
     model: text("model").notNull(),
     batchKey: text("batch_key").notNull(),
+    /** Task parameters of the batch key (validation of the answers needs them after every job is gone). */
+    params: jsonb("params").notNull(),
     /** The one tenant whose items it holds, or "*" when SIEVE_MIX_TENANTS let tenants share it. */
     tenantId: text("tenant_id").notNull(),
     /** Every tenant with items in it (tenant scoping of GET /v1/batches). */

@@ -1,0 +1,222 @@
+#!/usr/bin/env -S node --import tsx
+/**
+ * sieve: the command-line client (issue 4).
+ *
+ *   sieve submit items.jsonl --task classify --labels World,Sports,Business --lane batch
+ *   sieve submit items.jsonl --task translate --target-language de
+ *   sieve status <jobId> [--wait 30s]
+ *   sieve results <jobId> > out.jsonl
+ *   sieve batches [--limit 20]            sieve batch <id>            sieve cancel-batch <id>
+ *
+ * Server and key: --url / --key, or SIEVE_URL / SIEVE_API_KEY (default url http://127.0.0.1:8080).
+ * `submit` streams the file to POST /v1/bulk (a header line built from the flags, then the file's
+ * lines as they are read: memory stays flat), shows progress on stderr and prints the job id on
+ * stdout. A file whose first line is already a header (`{"task": ...}`) is sent as it is.
+ */
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { Readable } from "node:stream";
+import { parseArgs } from "node:util";
+import { Progress } from "./progress.js";
+
+const USAGE = `usage:
+  sieve submit <file.jsonl> --task classify --labels a,b,c [--lane batch|realtime] [--provider openai|anthropic|vllm] [--model M] [--instructions TEXT]
+  sieve submit <file.jsonl> --task translate --target-language de [--source-language en] [...]
+  sieve status <jobId> [--wait 30s]
+  sieve results <jobId>            (NDJSON on stdout)
+  sieve batches [--limit N]        sieve batch <id>        sieve cancel-batch <id>
+options: --url URL (SIEVE_URL)  --key KEY (SIEVE_API_KEY)  --no-progress`;
+
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+interface Conn {
+  url: string;
+  key: string;
+}
+
+function conn(values: { url?: string | undefined; key?: string | undefined }, env: NodeJS.ProcessEnv): Conn {
+  const url = (values.url ?? env.SIEVE_URL ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
+  const key = values.key ?? env.SIEVE_API_KEY;
+  if (!key) throw new CliError("no API key: pass --key or set SIEVE_API_KEY", 2);
+  return { url, key };
+}
+
+async function apiError(res: Response): Promise<CliError> {
+  const text = await res.text().catch(() => "");
+  let msg = text;
+  try {
+    const body = JSON.parse(text) as { error?: { code?: string; message?: string; details?: unknown } };
+    if (body.error) msg = `${body.error.code}: ${body.error.message}${body.error.details ? `\n${JSON.stringify(body.error.details, null, 2)}` : ""}`;
+  } catch {
+    /* not JSON */
+  }
+  return new CliError(`HTTP ${res.status}: ${msg}`);
+}
+
+/** The header line built from the flags (the same fields as POST /v1/jobs, minus items). */
+export function headerFromFlags(v: Record<string, string | boolean | undefined>): Record<string, unknown> {
+  const task = v.task;
+  if (task !== "classify" && task !== "translate") throw new CliError("--task classify|translate is required (or put a header line first in the file)", 2);
+  const h: Record<string, unknown> = { task };
+  if (task === "classify") {
+    if (typeof v.labels !== "string") throw new CliError("--labels a,b,c is required for --task classify", 2);
+    h.labels = v.labels.split(",").map((s) => s.trim()).filter(Boolean);
+  } else {
+    if (typeof v["target-language"] !== "string") throw new CliError("--target-language is required for --task translate", 2);
+    h.targetLanguage = v["target-language"];
+    if (typeof v["source-language"] === "string") h.sourceLanguage = v["source-language"];
+  }
+  if (typeof v.instructions === "string") h.instructions = v.instructions;
+  if (typeof v.lane === "string") h.lane = v.lane;
+  if (typeof v.provider === "string") h.provider = v.provider;
+  if (typeof v.model === "string") h.model = v.model;
+  return h;
+}
+
+async function firstLine(file: string): Promise<string> {
+  const s = createReadStream(file, { start: 0, end: 64 * 1024 - 1, encoding: "utf8" });
+  let buf = "";
+  for await (const c of s) buf += c as string;
+  return buf.split("\n")[0] ?? "";
+}
+
+async function submit(file: string, v: Record<string, string | boolean | undefined>, c: Conn, out: NodeJS.WritableStream, err: NodeJS.WriteStream): Promise<void> {
+  const size = (await stat(file)).size;
+  let header: string | undefined;
+  const first = (await firstLine(file)).trim();
+  let fileHasHeader = false;
+  try {
+    const parsed = JSON.parse(first) as Record<string, unknown>;
+    fileHasHeader = typeof parsed === "object" && parsed !== null && "task" in parsed && !("text" in parsed);
+  } catch {
+    /* an item or garbage: the server reports it */
+  }
+  if (!fileHasHeader || typeof v.task === "string") {
+    if (fileHasHeader) throw new CliError("the file starts with a header line: drop --task/--labels, or remove the header", 2);
+    header = JSON.stringify(headerFromFlags(v)) + "\n";
+  }
+  const progress = new Progress(size + (header ? Buffer.byteLength(header) : 0), err, v["no-progress"] !== true);
+  async function* body(): AsyncGenerator<Uint8Array> {
+    if (header) {
+      const b = Buffer.from(header);
+      progress.add(b.length, 1);
+      yield b;
+    }
+    for await (const chunk of createReadStream(file, { highWaterMark: 256 * 1024 })) {
+      const b = chunk as Buffer;
+      let lines = 0;
+      for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) lines++;
+      progress.add(b.length, lines);
+      yield b;
+    }
+  }
+  const res = await fetch(`${c.url}/v1/bulk`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${c.key}`, "content-type": "application/x-ndjson" },
+    body: Readable.toWeb(Readable.from(body())) as unknown as ReadableStream,
+    // Required by undici for a streamed request body.
+    duplex: "half",
+  } as RequestInit);
+  progress.done();
+  if (!res.ok) throw await apiError(res);
+  const r = (await res.json()) as { id: string; lane: string; counts: { accepted: number; rejected: number; cached: number }; errors: Array<{ line: number; field?: string; message: string }>; notice?: string };
+  err.write(`accepted ${r.counts.accepted}, rejected ${r.counts.rejected}, cached ${r.counts.cached}, lane ${r.lane}\n`);
+  for (const e of r.errors.slice(0, 20)) err.write(`  line ${e.line}: ${e.field ? `${e.field}: ` : ""}${e.message}\n`);
+  if (r.counts.rejected > 20) err.write(`  ... ${r.counts.rejected - 20} more rejected line(s)\n`);
+  if (r.notice) err.write(`note: ${r.notice}\n`);
+  out.write(`${r.id}\n`);
+}
+
+async function getJson(c: Conn, path: string): Promise<unknown> {
+  const res = await fetch(`${c.url}${path}`, { headers: { authorization: `Bearer ${c.key}` } });
+  if (!res.ok) throw await apiError(res);
+  return res.json();
+}
+
+export async function main(argv: string[], io: { out: NodeJS.WritableStream; err: NodeJS.WriteStream; env: NodeJS.ProcessEnv } = { out: process.stdout, err: process.stderr, env: process.env }): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      url: { type: "string" },
+      key: { type: "string" },
+      task: { type: "string" },
+      labels: { type: "string" },
+      "target-language": { type: "string" },
+      "source-language": { type: "string" },
+      instructions: { type: "string" },
+      lane: { type: "string" },
+      provider: { type: "string" },
+      model: { type: "string" },
+      wait: { type: "string" },
+      limit: { type: "string" },
+      "no-progress": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  const [cmd, arg] = positionals;
+  if (values.help || !cmd) {
+    io.err.write(`${USAGE}\n`);
+    return cmd ? 0 : 2;
+  }
+  const need = (what: string) => {
+    if (!arg) throw new CliError(`${cmd}: ${what} is required\n${USAGE}`, 2);
+    return arg;
+  };
+  const c = conn(values, io.env);
+  switch (cmd) {
+    case "submit":
+      await submit(need("a file"), values, c, io.out, io.err);
+      return 0;
+    case "status": {
+      // limit=1, not 0: GET /v1/jobs/:id?limit=0 answers 500 (routes/jobs.ts nextAfter of an empty page).
+      const q = new URLSearchParams({ limit: "1", ...(values.wait ? { wait: values.wait } : {}) });
+      const job = (await getJson(c, `/v1/jobs/${encodeURIComponent(need("a job id"))}?${q}`)) as Record<string, unknown>;
+      delete job.items;
+      delete job.nextAfter;
+      io.out.write(`${JSON.stringify(job, null, 2)}\n`);
+      return 0;
+    }
+    case "results": {
+      const res = await fetch(`${c.url}/v1/jobs/${encodeURIComponent(need("a job id"))}/results`, { headers: { authorization: `Bearer ${c.key}` } });
+      if (!res.ok) throw await apiError(res);
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        if (!io.out.write(chunk)) await new Promise((r) => io.out.once("drain", r));
+      }
+      return 0;
+    }
+    case "batches":
+      io.out.write(`${JSON.stringify(await getJson(c, `/v1/batches?limit=${values.limit ?? "20"}`), null, 2)}\n`);
+      return 0;
+    case "batch":
+      io.out.write(`${JSON.stringify(await getJson(c, `/v1/batches/${encodeURIComponent(need("a batch id"))}`), null, 2)}\n`);
+      return 0;
+    case "cancel-batch": {
+      const res = await fetch(`${c.url}/v1/batches/${encodeURIComponent(need("a batch id"))}/cancel`, { method: "POST", headers: { authorization: `Bearer ${c.key}` } });
+      if (!res.ok) throw await apiError(res);
+      io.out.write(`${JSON.stringify(await res.json(), null, 2)}\n`);
+      return 0;
+    }
+    default:
+      throw new CliError(`unknown command "${cmd}"\n${USAGE}`, 2);
+  }
+}
+
+// Run when executed (not when imported by tests).
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      const err = e instanceof CliError ? e : new CliError(e instanceof Error ? e.message : String(e));
+      process.stderr.write(`sieve: ${err.message}\n`);
+      process.exit(err.exitCode);
+    },
+  );
+}
