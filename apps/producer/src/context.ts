@@ -19,5 +19,5 @@ export interface ApiContext {
   /** Optional pre-enqueue dedup (cache issue): answers items without any LLM call. */
   dedup?: import("./submit.js").SubmitDedup;
   /** The provider Batch API lane, when enabled: told about new batch-lane jobs. */
-  batchLane?: { notify(jobId: string, itemCount: number): Promise<void> };
+  batchLane?: { notify(jobId: string, itemCount: number, itemIds?: number[]): Promise<void> };
 }

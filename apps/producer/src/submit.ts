@@ -145,7 +145,8 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
     const k = dedup?.cacheKeys[i];
     if (k) keyOf.set(c.id, k);
   });
-  const plan = dedup && ctx.dedup?.afterCreate ? await ctx.dedup.afterCreate(jobId, misses, keyOf, dctx) : undefined;
+  // No in-flight coalescing in the batch lane: a leader in a provider batch can take hours.
+  const plan = dedup && ctx.dedup?.afterCreate && input.lane === "realtime" ? await ctx.dedup.afterCreate(jobId, misses, keyOf, dctx) : undefined;
   if (plan) misses = misses.filter((m) => !plan.hold.has(m.id));
   const cachedCount = answers.size + (plan?.answered ?? 0);
   if (cachedCount > 0) await setCachedCount(ctx.db, jobId, cachedCount);
@@ -153,7 +154,7 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
   if (input.lane === "batch") {
     // Batch-lane items wait in Postgres (not one Redis job each): the batch packer picks them up.
     await markEnqueued(ctx.db, jobId, 0);
-    await ctx.batchLane!.notify(jobId, misses.length);
+    await ctx.batchLane!.notify(jobId, misses.length, misses.map((m) => m.id));
     return { jobId, itemCount: created.length, cached: cachedCount, parcels: 0 };
   }
   const policy = batchPolicy(ctx.env, input.params.task);

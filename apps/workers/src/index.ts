@@ -26,6 +26,7 @@ import type { LlmProvider } from "./providers/types.js";
 import { startBatchLane, type BatchLaneHandle } from "./batch/lane.js";
 import { sweepOnce } from "./maintenance/sweeper.js";
 import { createAfterResults, type SemanticFill } from "./dedup/afterResults.js";
+import { createBatchAnswerWriter } from "./dedup/batchAnswers.js";
 import { ExactCache } from "@sieve/shared/dedup/exact";
 
 export { Aggregator } from "./aggregator/aggregator.js";
@@ -85,7 +86,7 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
                   output: e.output,
                   itemId: e.itemId,
                   ttlSeconds: e.ttlSeconds,
-                  scope: { tenantId: e.parcel.tenantId, namespace: e.namespace, params: e.parcel.params, provider: e.parcel.provider, model: e.parcel.model },
+                  scope: e.scope,
                 })),
               },
               { attempts: 5, backoff: { type: "exponential", delay: 1_000 }, removeOnComplete: { count: 1_000 }, removeOnFail: { age: 86_400 } },
@@ -93,10 +94,11 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
           },
         }
       : undefined);
-  const afterResults = env.SIEVE_CACHE_ENABLED
+  const exact = env.SIEVE_CACHE_ENABLED ? new ExactCache(publisher, db, { prefix, maxEntries: env.SIEVE_CACHE_MAX_ENTRIES, policy: env.SIEVE_CACHE_EVICTION }) : undefined;
+  const afterResults = exact
     ? createAfterResults({
         db,
-        exact: new ExactCache(publisher, db, { prefix, maxEntries: env.SIEVE_CACHE_MAX_ENTRIES, policy: env.SIEVE_CACHE_EVICTION }),
+        exact,
         ...(semanticFill ? { semantic: semanticFill } : {}),
         log,
         onJobsFinished,
@@ -140,7 +142,16 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
   }
   // Batch lane (issue 4, docs/batch-lane.md): packer and lifecycle poller on job schedulers.
   const batchLane = env.SIEVE_BATCH_LANE
-    ? await startBatchLane({ env, db, endpoints: opts.endpoints, log: log.child({ lane: "batch" }), prices, connection, onJobsFinished })
+    ? await startBatchLane({
+        env,
+        db,
+        endpoints: opts.endpoints,
+        log: log.child({ lane: "batch" }),
+        prices,
+        connection,
+        onJobsFinished,
+        ...(exact ? { onAnswered: createBatchAnswerWriter({ db, env, exact, ...(semanticFill ? { semantic: semanticFill } : {}), log }) } : {}),
+      })
     : undefined;
   log.info({ providers: [...providers.keys()], concurrency: env.SIEVE_WORKER_CONCURRENCY }, "workers started");
   void metrics;

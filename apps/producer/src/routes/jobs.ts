@@ -44,7 +44,8 @@ export function jobsRouter(ctx: ApiContext): Router {
       body: {
         ...jobJson(job, totals),
         items: page.map(itemJson),
-        ...(more ? { nextAfter: page[page.length - 1]!.seq } : {}),
+        // With limit=0 the page is empty: continue after the caller's cursor.
+        ...(more ? { nextAfter: page.length > 0 ? page[page.length - 1]!.seq : (after ?? -1) } : {}),
       },
     };
   }

@@ -1,5 +1,5 @@
 /** What every part of the batch lane (packer, submitter, poller, settler) is given. */
-import type { Db, Env, Logger, PriceTable, TaskName } from "@sieve/shared";
+import type { Db, Env, Logger, NewResult, PriceTable, TaskName } from "@sieve/shared";
 import type { FinishedJob } from "@sieve/shared/db/ops/results";
 import type { BatchApi, BatchProviderName } from "./types.js";
 
@@ -21,6 +21,8 @@ export interface LaneDeps {
   capacityHint: Map<BatchProviderName, number>;
   /** Jobs finished by a write (publish "job finished" events). */
   onJobsFinished?: (jobs: FinishedJob[]) => void;
+  /** Valid answers just persisted (cache writes). */
+  onAnswered?: (rows: NewResult[]) => Promise<void>;
 }
 
 /** Items per request for a task (the batch lane packs larger requests than the realtime lane). */

@@ -12,6 +12,7 @@ import { randomBytes } from "node:crypto";
 import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { BATCH_LANE_QUEUE, BatchLaneJob, PACK_KICK_ID, coerceError, type Db, type Env, type Logger, type PriceTable, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
+import type { NewResult } from "@sieve/shared";
 import type { FinishedJob } from "@sieve/shared/db/ops/results";
 import { AnthropicBatchApi } from "./anthropic.js";
 import type { LaneDeps } from "./context.js";
@@ -29,6 +30,8 @@ export interface BatchLaneOptions {
   /** A worker connection (maxRetriesPerRequest: null). */
   connection: Redis;
   onJobsFinished?: (jobs: FinishedJob[]) => void;
+  /** Valid answers just persisted (the caches are written from here). */
+  onAnswered?: (rows: NewResult[]) => Promise<void>;
   /** Override the provider batch APIs (tests). */
   apis?: Map<BatchProviderName, BatchApi>;
 }
@@ -88,6 +91,7 @@ export async function startBatchLane(opts: BatchLaneOptions): Promise<BatchLaneH
     backoffUntil: new Map(),
     capacityHint: new Map(),
     ...(opts.onJobsFinished ? { onJobsFinished: opts.onJobsFinished } : {}),
+    ...(opts.onAnswered ? { onAnswered: opts.onAnswered } : {}),
   };
   const queue = new Queue(BATCH_LANE_QUEUE, { connection: opts.connection, prefix });
   const pack = exclusive(() => packOnce(deps));

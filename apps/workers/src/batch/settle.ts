@@ -71,8 +71,10 @@ function finalCode(entry: Entry, reason?: string): string {
 async function settleChunk(deps: LaneDeps, row: ProviderBatchRow, params: TaskParamsT, entries: Entry[], report: SettleReport): Promise<void> {
   const maxAttempts = deps.env.SIEVE_BATCH_MAX_ATTEMPTS;
   const finished: FinishedJob[] = [];
+  let answered: NewResult[] = [];
   const run = () =>
     deps.db.transaction(async (txRaw) => {
+      answered = [];
       const tx = asDb(txRaw);
       const delta: SettleDelta = { requests: 0, okItems: 0, retriedItems: 0, erroredItems: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 };
       const jobsDone: FinishedJob[] = [];
@@ -156,6 +158,7 @@ async function settleChunk(deps: LaneDeps, row: ProviderBatchRow, params: TaskPa
           requestId: e.req.customId,
         };
         const rec = await recordOutcome(tx, call, [...okRows, ...errRows]);
+        answered.push(...okRows.filter((r) => rec.inserted.includes(r.itemId)));
         jobsDone.push(...rec.finishedJobs);
         await setRequestCall(tx, e.req.id, rec.llmCallId, outcome);
         await removeBatchItems(tx, [...okRows, ...errRows].map((r) => r.itemId));
@@ -186,6 +189,8 @@ async function settleChunk(deps: LaneDeps, row: ProviderBatchRow, params: TaskPa
       await new Promise((r) => setTimeout(r, 50 * attempt));
     }
   }
+  // Cache writes before "job finished" (as in the realtime lane).
+  if (answered.length > 0) await deps.onAnswered?.(answered);
   if (finished.length > 0) deps.onJobsFinished?.(finished);
 }
 

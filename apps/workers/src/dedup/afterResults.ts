@@ -13,9 +13,12 @@ export interface LandedResult {
   parcel: Parcel;
 }
 
+/** Where an answer is valid: what a semantic-cache entry is filtered by. */
+export type AnswerScope = Pick<Parcel, "tenantId" | "params" | "provider" | "model"> & { namespace: string };
+
 export interface SemanticFill {
   /** Queues answered items for the semantic cache (embedding happens off the hot path). */
-  enqueue(entries: Array<{ text: string; output: unknown; itemId: number; parcel: Parcel; ttlSeconds: number; namespace: string }>): Promise<void>;
+  enqueue(entries: Array<{ text: string; output: unknown; itemId: number; scope: AnswerScope; ttlSeconds: number }>): Promise<void>;
 }
 
 export interface AfterResultsDeps {
@@ -44,7 +47,13 @@ export function createAfterResults(deps: AfterResultsDeps) {
           })),
         );
         await deps.semantic?.enqueue(
-          writes.map((l) => ({ text: l.item.text, output: l.row.output, itemId: l.item.itemId, parcel: l.parcel, ttlSeconds: l.parcel.cache!.ttlSeconds, namespace: l.parcel.cache!.namespace })),
+          writes.map((l) => ({
+            text: l.item.text,
+            output: l.row.output,
+            itemId: l.item.itemId,
+            scope: { tenantId: l.parcel.tenantId, params: l.parcel.params, provider: l.parcel.provider, model: l.parcel.model, namespace: l.parcel.cache!.namespace },
+            ttlSeconds: l.parcel.cache!.ttlSeconds,
+          })),
         );
       }
       const followerRows: NewResult[] = [];
