@@ -393,7 +393,13 @@ export class Aggregator {
     this.wake();
     for (const bin of [...this.bins.values()]) while (bin.items.length > 0) this.flush(bin);
     const all = Promise.allSettled([...this.calls]);
-    const timedOut = await Promise.race([all.then(() => false), sleep(graceMs).then(() => true)]);
+    let graceTimer: NodeJS.Timeout | undefined;
+    const grace = new Promise<boolean>((resolve) => {
+      graceTimer = setTimeout(() => resolve(true), graceMs);
+    });
+    const timedOut = await Promise.race([all.then(() => false), grace]);
+    // The losing timer would keep the process alive for graceMs after everything else closed.
+    clearTimeout(graceTimer);
     if (timedOut) {
       this.abort.abort();
       await all;
