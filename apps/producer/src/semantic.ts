@@ -30,6 +30,7 @@ import {
 } from "@sieve/shared";
 import { scopeFields, type CacheScopeInput } from "@sieve/shared/dedup/keys";
 import { cacheAudits, llmCalls } from "@sieve/shared/db/schema/index";
+import { MemoEmbedder } from "@sieve/cache/embeddings/memo";
 import { OpenAIEmbedder, PgVectorStore, QdrantStore, SemanticCache, UseLiteEmbedder, type Embedder, type VectorStore } from "@sieve/cache";
 import { createProvider } from "@sieve/workers/providers/index";
 import type { SemanticLookup } from "./dedup.js";
@@ -71,7 +72,8 @@ export function createEmbedder(env: Env): Embedder {
 
 export async function createSemanticService(opts: SemanticServiceOptions): Promise<SemanticService> {
   const { env, log } = opts;
-  const embedder = opts.embedder ?? createEmbedder(env);
+  // Memoized: a text embedded for its lookup is not embedded again when its answer is stored.
+  const embedder = new MemoEmbedder(opts.embedder ?? createEmbedder(env));
   const store: VectorStore =
     env.SIEVE_SEMANTIC_CACHE === "qdrant"
       ? new QdrantStore({ url: env.QDRANT_URL, apiKey: env.QDRANT_API_KEY, collection: env.QDRANT_COLLECTION, dimensions: embedder.dimensions })
