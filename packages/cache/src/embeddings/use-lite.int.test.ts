@@ -1,6 +1,7 @@
 /** The embedded USE-lite model: loads from node_modules with no network, 512-d unit vectors. */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import net from "node:net";
 import { cosine } from "../vector/scope.js";
 import { UseLiteEmbedder } from "./use-lite.js";
 
@@ -8,9 +9,14 @@ describe("UseLiteEmbedder", () => {
   const e = new UseLiteEmbedder({ batchSize: 3 });
 
   it("loads the local model (no network) and embeds to 512-d unit vectors", async () => {
-    // Any attempt to download (the package's remote source is tfhub.dev) would fail loudly here.
+    // Any attempt to download (the package's default source is tfhub.dev) fails loudly here:
+    // global fetch and every TCP connect (node-fetch, http) are blocked while the model loads.
     const realFetch = globalThis.fetch;
+    const realConnect = net.Socket.prototype.connect;
     globalThis.fetch = (() => Promise.reject(new Error("network used"))) as typeof fetch;
+    net.Socket.prototype.connect = function () {
+      throw new Error("network used");
+    } as typeof realConnect;
     try {
       const vs = await e.embed(["How do I reset my password?", "", "Wie spät ist es?"]);
       assert.equal(vs.length, 3);
@@ -20,6 +26,7 @@ describe("UseLiteEmbedder", () => {
       }
     } finally {
       globalThis.fetch = realFetch;
+      net.Socket.prototype.connect = realConnect;
     }
   });
 

@@ -227,6 +227,29 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
       );
     });
 
+    it("bulk upserts (hundreds of entries in one call) store every entry intact", async () => {
+      const s = await fresh();
+      const many = Array.from({ length: 300 }, (_, i) => {
+        const v = [0, 0, 0, 0, 0, 0, 0, 0];
+        v[i % 8] = 1;
+        v[(i + 1) % 8] = (i % 17) / 17;
+        return entry(`bulk-${i}`, v, { output: { i }, sourceItemId: i, createdAt: 1_000 + i, expiresAt: i % 2 === 0 ? null : 9_000_000 });
+      });
+      await s.upsert(many);
+      assert.equal(await s.count(), 300);
+      const probe = many[123]!;
+      const hits = await s.query(probe.vector, BASE, { limit: 50, minScore: 0.999999, now: 5_000 });
+      const hit = hits.find((h) => h.entry.id === "bulk-123");
+      assert.ok(hit, "entry found by its own vector");
+      assert.deepEqual(hit.entry.output, { i: 123 });
+      assert.equal(hit.entry.sourceItemId, 123);
+      assert.equal(hit.entry.createdAt, 1_123);
+      assert.equal(hit.entry.expiresAt, 9_000_000);
+      // Re-upserting the whole batch changes nothing.
+      await s.upsert(many);
+      assert.equal(await s.count(), 300);
+    });
+
     it("queryMany answers one list per vector, in order", async () => {
       const s = await fresh();
       await s.upsert([entry("e1", E1), entry("far", FAR)]);

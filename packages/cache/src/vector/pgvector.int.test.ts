@@ -14,8 +14,13 @@ const db = await PGlite.create("memory://", { extensions: { vector } });
 after(() => db.close());
 let n = 0;
 
+// exactScanBelow 0: every query goes through the HNSW index, however small the table.
 vectorStoreContract("PgVectorStore (pgvector in PGlite, HNSW index)", async () =>
-  new PgVectorStore({ pglite: db, dimensions: CONTRACT_DIMENSIONS, table: `sc_hnsw_${++n}` }),
+  new PgVectorStore({ pglite: db, dimensions: CONTRACT_DIMENSIONS, table: `sc_hnsw_${++n}`, exactScanBelow: 0 }),
+);
+// Default plan choice: these small scopes are searched exactly through the scope index.
+vectorStoreContract("PgVectorStore (pgvector in PGlite, HNSW index, default plan choice)", async () =>
+  new PgVectorStore({ pglite: db, dimensions: CONTRACT_DIMENSIONS, table: `sc_default_${++n}` }),
 );
 vectorStoreContract(
   "PgVectorStore (pgvector in PGlite, exact scan)",
@@ -42,16 +47,39 @@ describe("PgVectorStore specifics", () => {
     await assert.rejects(b.init(), /stores 4-d vectors but the embedder makes 5-d ones/);
   });
 
-  it("uses the HNSW index for a scoped nearest-neighbour query", async () => {
-    const plan = await own.pglite.query<{ "QUERY PLAN": string }>(
-      `explain select id from semantic_cache where scope_key = 'x' and (expires_at is null or expires_at > 0)
-       order by embedding <=> '[1,0,0,0]'::vector limit 5`,
-    );
-    const text = plan.rows.map((r) => r["QUERY PLAN"]).join("\n");
-    // An empty table may be planned either way; the index must at least exist and be usable.
-    const idx = await own.pglite.query<{ indexdef: string }>(`select indexdef from pg_indexes where tablename = 'semantic_cache'`);
-    assert.ok(idx.rows.some((r) => /using hnsw \(embedding vector_cosine_ops\)/i.test(r.indexdef)), JSON.stringify(idx.rows));
-    assert.ok(text.length > 0);
+  it("searches big scopes through the HNSW index and small ones exactly", async () => {
+    const s = new PgVectorStore({ pglite: own.pglite, dimensions: 4, table: "sc_plans", exactScanBelow: 20 });
+    await s.init();
+    const scope = { tenantId: "big", task: "t", promptVersion: "p", schemaVersion: "s", provider: "o", model: "m", paramsHash: "h", embedderId: "e", namespace: "n" };
+    const small = { ...scope, tenantId: "small" };
+    const rows = Array.from({ length: 60 }, (_, i) => ({
+      id: `r${i}`,
+      vector: [1, i / 60, (i % 7) / 7, 0.5],
+      scope: i < 55 ? scope : small,
+      text: `t${i}`,
+      output: i,
+      sourceItemId: i,
+      createdAt: i,
+      expiresAt: null,
+    }));
+    await s.upsert(rows);
+    const opts = { limit: 3, minScore: 0.5, now: 1 };
+    const big = await s.explainQuery([1, 0, 0, 0.5], scope, opts);
+    assert.equal(big.plan, "hnsw");
+    assert.match(big.explain, /Index Scan using sc_plans_embedding_hnsw/);
+    const tiny = await s.explainQuery([1, 0, 0, 0.5], small, opts);
+    assert.equal(tiny.plan, "exact");
+    assert.doesNotMatch(tiny.explain, /embedding_hnsw/);
+    // Both plans answer the same as an exact reference.
+    const exact = new PgVectorStore({ pglite: own.pglite, dimensions: 4, table: "sc_plans", index: "none" });
+    for (const sc of [scope, small]) {
+      const a = (await s.query([1, 0.3, 0.2, 0.5], sc, opts)).map((h) => h.entry.id);
+      const b = (await exact.query([1, 0.3, 0.2, 0.5], sc, opts)).map((h) => h.entry.id);
+      assert.deepEqual(a, b);
+    }
+    // Deletes invalidate the counts the plan choice uses.
+    assert.equal(await s.deleteScope({ tenantId: "big" }), 55);
+    assert.equal((await s.explainQuery([1, 0, 0, 0.5], scope, opts)).plan, "exact");
   });
 
   it("rejects unsafe table names", () => {

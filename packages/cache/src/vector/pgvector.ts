@@ -3,10 +3,11 @@
  *
  * One table (default `semantic_cache`) with an HNSW index (cosine) on the embedding, a btree on a
  * hash of the full scope, and btrees for LRU and expiry. Queries filter on every scope column and
- * on expiry, take the nearest candidates through the index, and the score is then recomputed
- * exactly in Sieve (see VectorHit.score). pgvector >= 0.8 iterative index scans
- * (`hnsw.iterative_scan = relaxed_order`) keep filtered HNSW queries from coming back short.
- * Set `index: "none"` for exact scans (slower, exact recall).
+ * on expiry and take the nearest candidates, through the HNSW index for big scopes and by an exact
+ * scan of the scope's rows for small ones (planFor); the score is then recomputed exactly in Sieve
+ * (see VectorHit.score). pgvector >= 0.8 iterative index scans (`hnsw.iterative_scan =
+ * relaxed_order`) keep filtered HNSW queries from coming back short. `index: "none"`: exact scans
+ * only (slower on big scopes, exact recall).
  *
  * Only PGlite is supported here (bulk writes use PGlite's `/dev/blob` COPY); a server Postgres
  * with pgvector would need the same SQL through node-postgres plus a COPY stream.
@@ -37,6 +38,12 @@ export interface PgVectorStoreOptions {
   efSearch?: number | undefined;
   /** Rows per bulk write. @defaultValue 2000 */
   writeBatch?: number | undefined;
+  /**
+   * Scopes holding fewer entries than this (or under 1% of the table) are searched exactly (a
+   * scan of the scope's rows, via the scope index); larger ones through the HNSW index.
+   * 0: always HNSW. @defaultValue 1000
+   */
+  exactScanBelow?: number | undefined;
 }
 
 const COLUMN: Record<ScopeField, string> = {
@@ -50,6 +57,35 @@ const COLUMN: Record<ScopeField, string> = {
   embedderId: "embedder_id",
   namespace: "namespace",
 };
+
+/**
+ * Planner settings per plan (SET LOCAL: this transaction only). HNSW: no sequential, bitmap or
+ * sort-based plan, which leaves the index's ordered scan. Exact: no index scan (the HNSW scan is
+ * one), which leaves the scope index's bitmap scan or a sequential scan plus a top-N sort.
+ */
+const PLAN_SETTINGS = {
+  hnsw: "set local enable_seqscan = off; set local enable_bitmapscan = off; set local enable_sort = off",
+  exact: "set local enable_indexscan = off",
+} as const;
+
+/** Column order of copyRow(). */
+const COLUMNS =
+  "id, tenant_id, task, prompt_version, schema_version, provider, model, params_hash, embedder_id, namespace, scope_key, embedding, text, output, source_item_id, created_at, expires_at, last_used_at";
+const ON_CONFLICT = `on conflict (id) do update set
+  tenant_id = excluded.tenant_id, task = excluded.task, prompt_version = excluded.prompt_version,
+  schema_version = excluded.schema_version, provider = excluded.provider, model = excluded.model,
+  params_hash = excluded.params_hash, embedder_id = excluded.embedder_id, namespace = excluded.namespace,
+  scope_key = excluded.scope_key, embedding = excluded.embedding, text = excluded.text, output = excluded.output,
+  source_item_id = excluded.source_item_id, created_at = excluded.created_at, expires_at = excluded.expires_at,
+  last_used_at = excluded.last_used_at`;
+/** `xmax = 0` is true for a freshly inserted row, false for one ON CONFLICT updated. */
+const RETURNING = "returning (xmax = 0) as inserted, scope_key";
+interface InsertedRow {
+  inserted: boolean;
+  scope_key: string;
+}
+/** Up to this many rows go through a plain INSERT; more through binary COPY. */
+const SMALL_WRITE = 32;
 
 interface Row {
   id: string;
@@ -76,6 +112,10 @@ export class PgVectorStore implements VectorStore {
   private readonly index: "hnsw" | "none";
   private readonly efSearch: number;
   private readonly writeBatch: number;
+  private readonly exactScanBelow: number;
+  /** Entries per scope key and in the table, counted on first use and kept current by writes (plan choice only). */
+  private readonly scopeCounts = new Map<string, number>();
+  private totalRows: number | undefined;
   private readonly dataDir: string;
   private db: PGlite | undefined;
   private readonly ownsDb: boolean;
@@ -91,6 +131,7 @@ export class PgVectorStore implements VectorStore {
     this.index = opts.index ?? "hnsw";
     this.efSearch = opts.efSearch ?? 100;
     this.writeBatch = opts.writeBatch ?? 2000;
+    this.exactScanBelow = opts.exactScanBelow ?? 1000;
     this.dataDir = opts.dataDir ?? "memory://";
     this.db = opts.pglite;
     this.ownsDb = !opts.pglite;
@@ -172,25 +213,54 @@ export class PgVectorStore implements VectorStore {
     const byId = new Map<string, VectorEntry>();
     for (const e of entries) byId.set(e.id, e);
     const rows = [...byId.values()].map((e) => this.copyRow(e));
-    const t = this.table;
-    const cols =
-      "id, tenant_id, task, prompt_version, schema_version, provider, model, params_hash, embedder_id, namespace, scope_key, embedding, text, output, source_item_id, created_at, expires_at, last_used_at";
     for (let i = 0; i < rows.length; i += this.writeBatch) {
-      const blob = encodeBinaryCopy(rows.slice(i, i + this.writeBatch));
-      await this.pglite.transaction(async (tx) => {
-        await tx.exec(`create temp table ${t}_stage (like ${t} including defaults) on commit drop`);
-        await tx.query(`copy ${t}_stage (${cols}) from '/dev/blob' with (format binary)`, [], { blob });
-        await tx.exec(`
-          insert into ${t} (${cols}) select ${cols} from ${t}_stage
-          on conflict (id) do update set
-            tenant_id = excluded.tenant_id, task = excluded.task, prompt_version = excluded.prompt_version,
-            schema_version = excluded.schema_version, provider = excluded.provider, model = excluded.model,
-            params_hash = excluded.params_hash, embedder_id = excluded.embedder_id, namespace = excluded.namespace,
-            scope_key = excluded.scope_key, embedding = excluded.embedding, text = excluded.text, output = excluded.output,
-            source_item_id = excluded.source_item_id, created_at = excluded.created_at, expires_at = excluded.expires_at,
-            last_used_at = excluded.last_used_at`);
-      });
+      const batch = rows.slice(i, i + this.writeBatch);
+      const inserted = batch.length <= SMALL_WRITE ? await this.insertValues(batch) : await this.insertCopy(batch);
+      this.countInserted(inserted);
     }
+  }
+
+  /** Keeps the plan-choice counts current: only rows that were new (not replaced) add up. */
+  private countInserted(rows: Array<{ inserted: boolean; scope_key: string }>): void {
+    for (const r of rows) {
+      if (!r.inserted) continue;
+      if (this.totalRows !== undefined) this.totalRows++;
+      const n = this.scopeCounts.get(r.scope_key);
+      if (n !== undefined) this.scopeCounts.set(r.scope_key, n + 1);
+    }
+  }
+
+  /** After deletes: recount lazily. */
+  private forgetCounts(): void {
+    this.scopeCounts.clear();
+    this.totalRows = undefined;
+  }
+
+  /** Few rows (the steady state: results landing): one parameterised multi-row INSERT. */
+  private async insertValues(rows: CopyValue[][]): Promise<InsertedRow[]> {
+    const params: unknown[] = [];
+    const tuples = rows.map((row) => {
+      const ph = row.map((v) => {
+        params.push(v.kind === "vector" ? `[${v.value.join(",")}]` : v.value);
+        const n = params.length;
+        return v.kind === "vector" ? `$${n}::vector` : v.kind === "jsonb" ? `$${n}::jsonb` : v.kind === "int8" ? `$${n}::bigint` : `$${n}`;
+      });
+      return `(${ph.join(", ")})`;
+    });
+    const res = await this.pglite.query<InsertedRow>(`insert into ${this.table} (${COLUMNS}) values ${tuples.join(", ")} ${ON_CONFLICT} ${RETURNING}`, params);
+    return res.rows;
+  }
+
+  /** Many rows (bulk fills): binary COPY into a staging table, then one INSERT ... SELECT. */
+  private async insertCopy(rows: CopyValue[][]): Promise<InsertedRow[]> {
+    const t = this.table;
+    const blob = encodeBinaryCopy(rows);
+    return this.pglite.transaction(async (tx) => {
+      await tx.exec(`create temp table ${t}_stage (like ${t} including defaults) on commit drop`);
+      await tx.query(`copy ${t}_stage (${COLUMNS}) from '/dev/blob' with (format binary)`, [], { blob });
+      const res = await tx.query<InsertedRow>(`insert into ${t} (${COLUMNS}) select ${COLUMNS} from ${t}_stage ${ON_CONFLICT} ${RETURNING}`);
+      return res.rows;
+    });
   }
 
   private copyRow(e: VectorEntry): CopyValue[] {
@@ -229,8 +299,35 @@ export class PgVectorStore implements VectorStore {
     assertFullScope(scope);
     validateQueryOptions(opts);
     await this.init();
+    const { sql, params } = this.querySql(scope, opts);
+    const plan = await this.planFor(scopeKey(scope));
+    return this.pglite.transaction(async (tx) => {
+      await tx.exec(PLAN_SETTINGS[plan]);
+      const out: VectorHit[][] = [];
+      for (const raw of vectors) {
+        const q = toStoredVector(raw, this.dimensions);
+        const res = await tx.query<Row>(sql, [`[${q.join(",")}]`, ...params]);
+        out.push(rescore(q, res.rows.map(rowToEntry), opts));
+      }
+      return out;
+    });
+  }
+
+  /** The plan (PostgreSQL EXPLAIN text) a query would run with: for tests and for operators. */
+  async explainQuery(vector: number[], scope: CacheScope, opts: QueryOptions): Promise<{ plan: "hnsw" | "exact"; explain: string }> {
+    await this.init();
+    const { sql, params } = this.querySql(scope, opts);
+    const plan = await this.planFor(scopeKey(scope));
+    const explain = await this.pglite.transaction(async (tx) => {
+      await tx.exec(PLAN_SETTINGS[plan]);
+      const res = await tx.query<Record<string, string>>(`explain ${sql}`, [`[${toStoredVector(vector, this.dimensions).join(",")}]`, ...params]);
+      return res.rows.map((r) => Object.values(r)[0]).join("\n");
+    });
+    return { plan, explain };
+  }
+
+  private querySql(scope: CacheScope, opts: QueryOptions): { sql: string; params: unknown[] } {
     const now = opts.now ?? Date.now();
-    const key = scopeKey(scope);
     const scopeCols = scopeEntries(scope);
     // $1 query vector, $2 scope key, $3 now, $4 limit, $5 max distance, then one per scope column.
     const where = scopeCols.map(([f], i) => `${COLUMN[f]} = $${i + 6}`).join(" and ");
@@ -245,20 +342,30 @@ export class PgVectorStore implements VectorStore {
         limit $4
       ) c
       where c.distance <= $5`;
-    const out: VectorHit[][] = [];
-    for (const raw of vectors) {
-      const q = toStoredVector(raw, this.dimensions);
-      const res = await this.pglite.query<Row>(sql, [
-        `[${q.join(",")}]`,
-        key,
-        Math.trunc(now),
-        Math.max(1, Math.trunc(opts.limit)),
-        1 - opts.minScore + BACKEND_SCORE_SLACK,
-        ...scopeCols.map(([, v]) => v),
-      ]);
-      out.push(rescore(q, res.rows.map(rowToEntry), opts));
+    const params = [scopeKey(scope), Math.trunc(now), Math.max(1, Math.trunc(opts.limit)), 1 - opts.minScore + BACKEND_SCORE_SLACK, ...scopeCols.map(([, v]) => v)];
+    return { sql, params };
+  }
+
+  /**
+   * HNSW or an exact scan of the scope. PGlite runs no autovacuum, so table statistics go stale and
+   * the planner's own choice flips unpredictably (it picked exact scans of 3,000+ rows, 5x slower
+   * than HNSW, in the benchmark): Sieve decides from the scope's size instead.
+   */
+  private async planFor(key: string): Promise<"hnsw" | "exact"> {
+    if (this.index === "none") return "exact";
+    if (this.exactScanBelow <= 0) return "hnsw";
+    let n = this.scopeCounts.get(key);
+    if (n === undefined) {
+      const r = await this.pglite.query<{ n: number }>(`select count(*)::int as n from ${this.table} where scope_key = $1`, [key]);
+      n = r.rows[0]?.n ?? 0;
+      this.scopeCounts.set(key, n);
     }
-    return out;
+    if (this.totalRows === undefined) {
+      const r = await this.pglite.query<{ n: number }>(`select count(*)::int as n from ${this.table}`);
+      this.totalRows = r.rows[0]?.n ?? 0;
+    }
+    // Under 1% of the table, the HNSW iterative scan would wade through many out-of-scope tuples.
+    return n >= this.exactScanBelow && n * 100 >= this.totalRows ? "hnsw" : "exact";
   }
 
   async touch(ids: string[], at: number): Promise<void> {
@@ -281,6 +388,7 @@ export class PgVectorStore implements VectorStore {
   async evict(opts: { maxEntries: number; scope?: Partial<CacheScope> }): Promise<number> {
     if (!Number.isInteger(opts.maxEntries) || opts.maxEntries < 0) throw new RangeError("maxEntries must be a non-negative integer");
     await this.init();
+    this.forgetCounts();
     const [where, params] = partialWhere(opts.scope, 2);
     const res = await this.pglite.query<{ n: number }>(
       `with victims as (
@@ -298,6 +406,7 @@ export class PgVectorStore implements VectorStore {
 
   async deleteExpired(now: number): Promise<number> {
     await this.init();
+    this.forgetCounts();
     const res = await this.pglite.query<{ n: number }>(
       `with d as (delete from ${this.table} where expires_at <= $1::bigint returning 1) select count(*)::int as n from d`,
       [Math.trunc(now)],
@@ -308,6 +417,7 @@ export class PgVectorStore implements VectorStore {
   async deleteScope(scope: Partial<CacheScope>): Promise<number> {
     if (scopeEntries(scope).length === 0) throw new RangeError("deleteScope needs at least one scope field");
     await this.init();
+    this.forgetCounts();
     const [where, params] = partialWhere(scope, 1);
     const res = await this.pglite.query<{ n: number }>(
       `with d as (delete from ${this.table} where ${where} returning 1) select count(*)::int as n from d`,
