@@ -19,6 +19,7 @@ describe("semantic cache", () => {
     h = await startHarness({
       env: {
         SIEVE_SEMANTIC_CACHE: "pgvector",
+        SIEVE_SEMANTIC_TASKS: "classify",
         SIEVE_SEMANTIC_THRESHOLD_CLASSIFY: String(THRESHOLD),
         SIEVE_SEMANTIC_AUDIT_RATE: "1",
         SIEVE_CLASSIFY_MAX_WAIT_MS: "20",
@@ -82,5 +83,34 @@ describe("semantic cache", () => {
     assert.ok(n > 0, "an audit row was written");
     const { calls } = await queryOne<{ calls: number }>(h.db.db, sql`select count(*)::int as calls from llm_calls where lane = 'audit'`);
     assert.ok(calls > 0, "the audit's LLM call is recorded (and costed)");
+  });
+});
+
+describe("semantic cache off by default for every task", () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ env: { SIEVE_SEMANTIC_CACHE: "pgvector", SIEVE_SEMANTIC_THRESHOLD_CLASSIFY: String(THRESHOLD), SIEVE_CLASSIFY_MAX_WAIT_MS: "20" } });
+  });
+  after(async () => h.close());
+
+  async function fills(): Promise<number> {
+    const q = new Queue("cache-fill", { connection: { url: h.env.REDIS_URL }, prefix: h.env.SIEVE_QUEUE_PREFIX });
+    try {
+      return (await q.getCompletedCount()) + (await q.getWaitingCount()) + (await q.getActiveCount());
+    } finally {
+      await q.close();
+    }
+  }
+  const send = (text: string, extra: Record<string, unknown> = {}) =>
+    h.call("acme", "POST", "/v1/jobs?wait=30s", { task: "classify", labels: LABELS, items: [{ id: "q", text }], ...extra });
+
+  test("no embedding work unless a request asks for it", async () => {
+    await send("Where is my new card?");
+    assert.equal(await fills(), 0, "answers of requests that do not use it are not embedded");
+    assert.equal((await send("Where is my card?")).body.items[0].cache, null);
+    await send("Why was my transfer declined?", { cache: { semantic: true } });
+    const deadline = Date.now() + 30_000;
+    while ((await fills()) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await fills(), 1, "a request that asks for it fills the semantic cache");
   });
 });

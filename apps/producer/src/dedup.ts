@@ -6,7 +6,7 @@
  * the new answer overwrites the cache), "bypass" (none of it: submit.ts never calls us).
  */
 import { sql } from "drizzle-orm";
-import { metrics, queryRows, recordOutcome, type Db, type Env, type Logger, type NewResult } from "@sieve/shared";
+import { metrics, queryRows, recordOutcome, semanticTaskSet, type Db, type Env, type Logger, type NewResult } from "@sieve/shared";
 import { ExactCache } from "@sieve/shared/dedup/exact";
 import { exactCacheKey, type CacheScopeInput } from "@sieve/shared/dedup/keys";
 import type { DedupAnswer, DedupContext, DedupPlan, SubmitDedup } from "./submit.js";
@@ -46,13 +46,9 @@ class SavingsEstimator {
   }
 }
 
-function semanticTasks(env: Env): Set<string> {
-  return new Set(env.SIEVE_SEMANTIC_TASKS.split(",").map((s) => s.trim()).filter(Boolean));
-}
-
 export function createDedup(deps: DedupDeps): SubmitDedup {
   const savings = new SavingsEstimator(deps.db);
-  const semanticFor = semanticTasks(deps.env);
+  const semanticFor = semanticTaskSet(deps.env);
   const scopeOf = (ctx: DedupContext): CacheScopeInput => ({
     tenantId: ctx.tenantId,
     namespace: ctx.cache?.namespace ?? "default",
@@ -105,7 +101,12 @@ export function createDedup(deps: DedupDeps): SubmitDedup {
 
     async afterCreate(jobId: string, misses: CreatedItem[], keyOf: Map<number, string>, ctx: DedupContext): Promise<DedupPlan> {
       const mode = ctx.cache?.mode ?? "use";
-      const write = { ttlSeconds: ctx.cache?.ttlSeconds ?? deps.env.SIEVE_CACHE_TTL_SECONDS, namespace: ctx.cache?.namespace ?? "default" };
+      const write = {
+        ttlSeconds: ctx.cache?.ttlSeconds ?? deps.env.SIEVE_CACHE_TTL_SECONDS,
+        namespace: ctx.cache?.namespace ?? "default",
+        // Only answers of requests that use the semantic cache are embedded into it.
+        semantic: Boolean(deps.semantic) && (ctx.cache?.semantic ?? semanticFor.has(ctx.params.task)),
+      };
       const plan: DedupPlan = { hold: new Set(), lead: new Set(), write, answered: 0 };
       if (mode !== "use") return plan;
       const withKeys = misses.filter((m) => keyOf.has(m.id));

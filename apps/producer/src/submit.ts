@@ -66,7 +66,7 @@ export interface DedupPlan {
   hold: Set<number>;
   lead: Set<number>;
   /** Cache writes for enqueued items' answers (absent in bypass mode). */
-  write?: { ttlSeconds: number; namespace: string };
+  write?: { ttlSeconds: number; namespace: string; semantic?: boolean };
   /** Items answered during afterCreate (late hits). */
   answered: number;
 }

@@ -40,7 +40,14 @@ export const Parcel = z.object({
     )
     .min(1),
   /** Cache writes for this parcel's answers (absent: none). */
-  cache: z.object({ ttlSeconds: z.number().int().positive(), namespace: z.string() }).optional(),
+  cache: z
+    .object({
+      ttlSeconds: z.number().int().positive(),
+      namespace: z.string(),
+      /** Also store the answers in the semantic cache (the request or its task uses it). */
+      semantic: z.boolean().optional(),
+    })
+    .optional(),
   /** Enqueue time (ms since epoch), for latency metrics. */
   enqueuedAt: z.number(),
 });

@@ -47,7 +47,7 @@ export function createAfterResults(deps: AfterResultsDeps) {
           })),
         );
         await deps.semantic?.enqueue(
-          writes.map((l) => ({
+          writes.filter((l) => l.parcel.cache!.semantic).map((l) => ({
             text: l.item.text,
             output: l.row.output,
             itemId: l.item.itemId,

@@ -5,11 +5,12 @@
  * in a provider batch can take hours, so submit.ts takes no in-flight claims for that lane.
  */
 import { sql } from "drizzle-orm";
-import { TaskParams, coerceError, queryRows, type Db, type Env, type Logger, type NewResult, type ProviderName } from "@sieve/shared";
+import { TaskParams, coerceError, queryRows, semanticTaskSet, type Db, type Env, type Logger, type NewResult, type ProviderName } from "@sieve/shared";
 import type { ExactCache } from "@sieve/shared/dedup/exact";
 import type { SemanticFill } from "./afterResults.js";
 
 export function createBatchAnswerWriter(deps: { db: Db; env: Env; exact: ExactCache; semantic?: SemanticFill; log: Logger }) {
+  const semanticFor = semanticTaskSet(deps.env);
   return async (rows: NewResult[]): Promise<void> => {
     const ok = rows.filter((r) => r.status === "ok");
     if (ok.length === 0) return;
@@ -30,7 +31,9 @@ export function createBatchAnswerWriter(deps: { db: Db; env: Env; exact: ExactCa
         writes.map((w) => ({ key: w.it.cache_key!, tenantId: w.it.tenant_id, namespace: w.namespace, task: w.it.task, model: w.it.model, output: w.r.output, sourceItemId: w.r.itemId, ttlSeconds: w.ttlSeconds })),
       );
       await deps.semantic?.enqueue(
-        writes.map((w) => ({
+        writes
+          .filter((w) => (w.it.cache_options as { semantic?: boolean } | null)?.semantic ?? semanticFor.has(w.it.task))
+          .map((w) => ({
           text: w.it.text,
           output: w.r.output,
           itemId: w.r.itemId,

@@ -116,8 +116,12 @@ export const Env = z
     SIEVE_CACHE_EVICTION: z.enum(["lru", "lfu"]).default("lru"),
     /** Semantic cache backend: off, pgvector (embedded PGlite + pgvector) or qdrant. @defaultValue "pgvector" */
     SIEVE_SEMANTIC_CACHE: z.enum(["off", "pgvector", "qdrant"]).default("pgvector"),
-    /** Tasks that use the semantic cache unless a request says otherwise (comma list). @defaultValue "classify" */
-    SIEVE_SEMANTIC_TASKS: z.string().default("classify"),
+    /**
+     * Tasks that use the semantic cache unless a request says otherwise (comma list, e.g.
+     * "classify"). Default none: with the embedded CPU embedder it cuts submit throughput ~50x for
+     * a few % of hits at a safe threshold (README, bench:cache). @defaultValue ""
+     */
+    SIEVE_SEMANTIC_TASKS: z.string().default(""),
     /**
      * Cosine similarity at or above which a neighbour answers a classify item. The lowest threshold
      * with at most 1% wrong-intent hits on BANKING77 (bench:cache). @defaultValue 0.97
@@ -219,6 +223,11 @@ export function parseEnv(source: Record<string, string | undefined> = process.en
     throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
   }
   return r.data;
+}
+
+/** Tasks whose requests use the semantic cache unless they say otherwise. */
+export function semanticTaskSet(env: Env): Set<string> {
+  return new Set(env.SIEVE_SEMANTIC_TASKS.split(",").map((t) => t.trim()).filter(Boolean));
 }
 
 export interface BatchPolicy {
