@@ -12,7 +12,7 @@ const TTL_MS = 60_000;
 
 export function apiKeyAuth(db: Db) {
   const cache = new Map<string, { tenantId: string | undefined; at: number }>();
-  return async (req: Request, _res: Response, next: NextFunction) => {
+  return async (req: Request, res: Response, next: NextFunction) => {
     try {
       const header = req.header("authorization");
       const key = header?.startsWith("Bearer ") ? header.slice(7).trim() : req.header("x-api-key")?.trim();
@@ -26,7 +26,7 @@ export function apiKeyAuth(db: Db) {
         cache.set(key, { tenantId, at: Date.now() });
       }
       if (!tenantId) throw new HttpError(401, "unauthorized", "invalid API key");
-      res_locals(_res).tenantId = tenantId;
+      res.locals.tenantId = tenantId;
       next();
     } catch (e) {
       next(e);
@@ -34,7 +34,8 @@ export function apiKeyAuth(db: Db) {
   };
 }
 
-export function res_locals(res: Response): { tenantId: string } {
+/** The tenant the request authenticated as (set by apiKeyAuth). */
+export function tenantOf(res: Response): { tenantId: string } {
   return res.locals as { tenantId: string };
 }
 

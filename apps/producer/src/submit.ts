@@ -157,24 +157,13 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
     await ctx.batchLane!.notify(jobId, misses.length, misses.map((m) => m.id));
     return { jobId, itemCount: created.length, cached: cachedCount, parcels: 0 };
   }
-  const policy = batchPolicy(ctx.env, input.params.task);
-  const parcels: Parcel[] = [];
-  for (let i = 0; i < misses.length; i += policy.maxItems) {
-    parcels.push({
-      jobId,
-      tenantId: input.tenantId,
-      batchKey: key,
-      provider: route.provider,
-      model: route.model,
-      params: input.params,
-      items: misses.slice(i, i + policy.maxItems).map((it) => {
-        const key = plan?.write ? keyOf.get(it.id) : undefined;
-        return { itemId: it.id, text: it.text, tokens: countTokens(it.text), ...(key ? { cacheKey: key, lead: plan!.lead.has(it.id) } : {}) };
-      }),
-      ...(plan?.write ? { cache: plan.write } : {}),
-      enqueuedAt: Date.now(),
-    });
-  }
+  const parcels = buildParcels(
+    { jobId, tenantId: input.tenantId, batchKey: key, route, params: input.params },
+    misses,
+    batchPolicy(ctx.env, input.params.task).maxItems,
+    plan,
+    keyOf,
+  );
   try {
     if (parcels.length > 0) {
       await queue.addBulk(parcels.map((p, i) => ({ name: "parcel", data: p, opts: parcelOpts(ctx, parcelJobId(jobId, i)) })));
@@ -185,6 +174,37 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
     throw new HttpError(503, "queue_unavailable", "the queue (Redis) is not reachable; nothing was accepted, retry later", { cause: String(e) });
   }
   return { jobId, itemCount: created.length, cached: cachedCount, parcels: parcels.length };
+}
+
+/**
+ * Cuts a job's items into parcels of at most `maxItems`, carrying the cache instructions of the
+ * dedup plan (cache key, in-flight leadership, cache writes) when there is one.
+ */
+export function buildParcels(
+  head: { jobId: string; tenantId: string; batchKey: string; route: Route; params: TaskParams },
+  items: ReadonlyArray<{ id: number; text: string }>,
+  maxItems: number,
+  plan: DedupPlan | undefined,
+  keyOf: ReadonlyMap<number, string>,
+): Parcel[] {
+  const parcels: Parcel[] = [];
+  for (let i = 0; i < items.length; i += maxItems) {
+    parcels.push({
+      jobId: head.jobId,
+      tenantId: head.tenantId,
+      batchKey: head.batchKey,
+      provider: head.route.provider,
+      model: head.route.model,
+      params: head.params,
+      items: items.slice(i, i + maxItems).map((it) => {
+        const key = plan?.write ? keyOf.get(it.id) : undefined;
+        return { itemId: it.id, text: it.text, tokens: countTokens(it.text), ...(key ? { cacheKey: key, lead: plan!.lead.has(it.id) } : {}) };
+      }),
+      ...(plan?.write ? { cache: plan.write } : {}),
+      enqueuedAt: Date.now(),
+    });
+  }
+  return parcels;
 }
 
 export function parcelOpts(ctx: ApiContext, jobId: string) {

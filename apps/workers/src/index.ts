@@ -6,12 +6,13 @@ import { Queue, Worker } from "bullmq";
 import {
   CACHE_FILL_QUEUE,
   MAINTENANCE_QUEUE,
+  MaintenanceJob,
+  assertExhaustive,
   batchPolicy,
   coerceError,
   createRedis,
   jobEventsChannel,
   loadPriceTable,
-  metrics,
   realtimeQueueName,
   type Db,
   type Env,
@@ -135,7 +136,15 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
     await maintenance.upsertJobScheduler("sweep", { every: sweepEveryMs }, { name: "sweep", data: { kind: "sweep-unenqueued" } });
     maintenanceWorker = new Worker(
       MAINTENANCE_QUEUE,
-      async () => sweepOnce({ db, env, queues, log, staleAfterMs: opts.staleAfterMs ?? 60_000 }),
+      async (job) => {
+        const data = MaintenanceJob.parse(job.data);
+        switch (data.kind) {
+          case "sweep-unenqueued":
+            return sweepOnce({ db, env, queues, log, staleAfterMs: opts.staleAfterMs ?? 60_000 });
+          default:
+            return assertExhaustive(data.kind);
+        }
+      },
       { connection, prefix, concurrency: 1 },
     );
     maintenanceWorker.on("error", (e) => log.warn({ err: coerceError(e).message }, "maintenance worker error"));
@@ -154,7 +163,6 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       })
     : undefined;
   log.info({ providers: [...providers.keys()], concurrency: env.SIEVE_WORKER_CONCURRENCY }, "workers started");
-  void metrics;
 
   return {
     aggregators,

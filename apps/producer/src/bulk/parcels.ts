@@ -3,10 +3,10 @@
  * in the realtime lane; batch-lane jobs of a provider without a batch API). Same parcel shape and
  * options as submit.ts.
  */
-import { batchPolicy, countTokens, parcelJobId, type Parcel, type ProviderName, type TaskParams } from "@sieve/shared";
+import { batchPolicy, parcelJobId, type ProviderName, type TaskParams } from "@sieve/shared";
 import { pendingItemsPage, touchBulkJob } from "@sieve/shared/db/ops/batchIngest";
 import type { ApiContext } from "../context.js";
-import { parcelOpts, type DedupContext } from "../submit.js";
+import { buildParcels, parcelOpts, type DedupContext } from "../submit.js";
 
 /** Reads the job's pending items back page by page and enqueues them as parcels (same shape as submit.ts). */
 export async function enqueueRealtime(
@@ -28,23 +28,7 @@ export async function enqueueRealtime(
     // Same plan as submit.ts (in-flight coalescing, cache writes) when the cache is on.
     const plan = j.useDedup && ctx.dedup?.afterCreate ? await ctx.dedup.afterCreate(j.jobId, items, keyOf, j.dctx) : undefined;
     if (plan) misses = misses.filter((m) => !plan.hold.has(m.id));
-    const parcels: Parcel[] = [];
-    for (let i = 0; i < misses.length; i += policy.maxItems) {
-      parcels.push({
-        jobId: j.jobId,
-        tenantId: j.tenantId,
-        batchKey: j.key,
-        provider: j.route.provider,
-        model: j.route.model,
-        params: j.params,
-        items: misses.slice(i, i + policy.maxItems).map((it) => {
-          const ck = plan?.write ? keyOf.get(it.id) : undefined;
-          return { itemId: it.id, text: it.text, tokens: countTokens(it.text), ...(ck ? { cacheKey: ck, lead: plan!.lead.has(it.id) } : {}) };
-        }),
-        ...(plan?.write ? { cache: plan.write } : {}),
-        enqueuedAt: Date.now(),
-      } as Parcel);
-    }
+    const parcels = buildParcels({ jobId: j.jobId, tenantId: j.tenantId, batchKey: j.key, route: j.route, params: j.params }, misses, policy.maxItems, plan, keyOf);
     if (parcels.length > 0) {
       await queue.addBulk(parcels.map((p) => ({ name: "parcel", data: p, opts: parcelOpts(ctx, parcelJobId(j.jobId, parcelNo++)) })));
     }

@@ -12,7 +12,7 @@ import { HttpError } from "@sieve/shared";
 import { updateBatch, type ProviderBatchRow } from "@sieve/shared/db/ops/batchLane";
 import { getBatchForTenant, listBatchesForTenant, requestOutcomes } from "@sieve/shared/db/ops/batchViews";
 import type { ApiContext } from "../context.js";
-import { res_locals } from "../auth.js";
+import { tenantOf } from "../auth.js";
 import type { BatchLaneApi } from "../bulk/lane.js";
 
 const wrap = (fn: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) => fn(req, res).catch(next);
@@ -61,7 +61,7 @@ export function batchesRouter(ctx: ApiContext, lane: BatchLaneApi): Router {
   r.get(
     "/v1/batches",
     wrap(async (req, res) => {
-      const { tenantId } = res_locals(res);
+      const { tenantId } = tenantOf(res);
       const limit = req.query.limit === undefined ? 50 : Number(req.query.limit);
       if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new HttpError(400, "invalid_request", "limit: expected an integer from 1 to 500", [{ field: "limit", message: "out of range" }]);
       const before = req.query.before === undefined ? undefined : batchId(req.query.before);
@@ -74,7 +74,7 @@ export function batchesRouter(ctx: ApiContext, lane: BatchLaneApi): Router {
   r.get(
     "/v1/batches/:id",
     wrap(async (req, res) => {
-      const { tenantId } = res_locals(res);
+      const { tenantId } = tenantOf(res);
       const id = batchId(req.params.id);
       const b = await getBatchForTenant(ctx.db, tenantId, id);
       if (!b) throw new HttpError(404, "not_found", `batch ${id} not found`);
@@ -85,7 +85,7 @@ export function batchesRouter(ctx: ApiContext, lane: BatchLaneApi): Router {
   r.post(
     "/v1/batches/:id/cancel",
     wrap(async (req, res) => {
-      const { tenantId } = res_locals(res);
+      const { tenantId } = tenantOf(res);
       const id = batchId(req.params.id);
       const b = await getBatchForTenant(ctx.db, tenantId, id);
       if (!b) throw new HttpError(404, "not_found", `batch ${id} not found`);

@@ -6,14 +6,14 @@
  */
 import { Router, type NextFunction, type Request, type Response } from "express";
 import type { ApiContext } from "../context.js";
-import { res_locals } from "../auth.js";
+import { tenantOf } from "../auth.js";
 import { ingestBulk } from "../bulk/ingest.js";
 import type { BatchLaneApi } from "../bulk/lane.js";
 
 export function bulkRouter(ctx: ApiContext, lane: BatchLaneApi | undefined): Router {
   const r = Router();
   r.post("/v1/bulk", (req: Request, res: Response, next: NextFunction) => {
-    const { tenantId } = res_locals(res);
+    const { tenantId } = tenantOf(res);
     ingestBulk(ctx, req, { tenantId, ...(lane ? { lane } : {}) })
       .then((out) => {
         res.status(202).json({

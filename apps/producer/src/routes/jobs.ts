@@ -2,7 +2,7 @@ import { Router, type Request, type Response, type NextFunction } from "express"
 import { HttpError, JobRequest, parseOrThrow, taskParamsOf } from "@sieve/shared";
 import { getJob, getJobTotals, listJobItems } from "@sieve/shared/db/ops/jobs";
 import type { ApiContext } from "../context.js";
-import { res_locals } from "../auth.js";
+import { tenantOf } from "../auth.js";
 import { submitJob } from "../submit.js";
 import { itemJson, jobJson } from "../views.js";
 
@@ -53,7 +53,7 @@ export function jobsRouter(ctx: ApiContext): Router {
   r.post(
     "/v1/jobs",
     wrap(async (req, res) => {
-      const { tenantId } = res_locals(res);
+      const { tenantId } = tenantOf(res);
       const waitMs = parseWait(req.query.wait, ctx.env.SIEVE_MAX_WAIT_MS);
       const body = parseOrThrow(schema, req.body);
       const out = await submitJob(ctx, {
@@ -79,7 +79,7 @@ export function jobsRouter(ctx: ApiContext): Router {
   r.get(
     "/v1/jobs/:id",
     wrap(async (req, res) => {
-      const { tenantId } = res_locals(res);
+      const { tenantId } = tenantOf(res);
       const limit = intParam(req.query.limit, "limit", 1000, 0, 10_000);
       const after = req.query.after === undefined ? undefined : intParam(req.query.after, "after", 0, -1, Number.MAX_SAFE_INTEGER);
       const waitMs = parseWait(req.query.wait, ctx.env.SIEVE_MAX_WAIT_MS);
@@ -97,7 +97,7 @@ export function jobsRouter(ctx: ApiContext): Router {
   r.get(
     "/v1/jobs/:id/results",
     wrap(async (req, res) => {
-      const { tenantId } = res_locals(res);
+      const { tenantId } = tenantOf(res);
       const jobId = String(req.params.id);
       const job = await getJob(ctx.db, tenantId, jobId);
       if (!job) throw new HttpError(404, "not_found", `job ${jobId} not found`);

@@ -6,13 +6,13 @@ import { Router } from "express";
 import { sql } from "drizzle-orm";
 import { HttpError, queryOne, queryRows } from "@sieve/shared";
 import type { ApiContext } from "../context.js";
-import { res_locals } from "../auth.js";
+import { tenantOf } from "../auth.js";
 
 export function usageRouter(ctx: ApiContext): Router {
   const r = Router();
   r.get("/v1/usage", (req, res, next) => {
     (async () => {
-      const { tenantId } = res_locals(res);
+      const { tenantId } = tenantOf(res);
       const sinceRaw = req.query.since === undefined ? undefined : String(req.query.since);
       const since = sinceRaw ? new Date(sinceRaw) : new Date(Date.now() - 24 * 3600 * 1000);
       if (Number.isNaN(since.getTime())) throw new HttpError(400, "invalid_request", "since: expected an ISO date", [{ field: "since", message: "invalid date" }]);

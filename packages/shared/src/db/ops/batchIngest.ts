@@ -13,22 +13,13 @@ import type { Db } from "../client.js";
 import { queryRows } from "../client.js";
 import { jobs } from "../schema/index.js";
 import type { FinishedJob } from "./results.js";
+import type { NewJob } from "./jobs.js";
 
 /** item_count of a job still being ingested (Postgres integer max). */
 export const INGESTING_ITEM_COUNT = 2_147_483_647;
 
-export interface NewBulkJob {
-  id: string;
-  tenantId: string;
-  task: string;
-  params: unknown;
-  lane: "realtime" | "batch";
-  provider: string;
-  model: string;
-  promptVersion: string;
-  batchKey: string;
-  cacheOptions?: unknown;
-}
+/** A bulk job is created before its items arrive. */
+export type NewBulkJob = Omit<NewJob, "items">;
 
 export async function createBulkJob(db: Db, job: NewBulkJob): Promise<void> {
   await db.insert(jobs).values({
