@@ -4,17 +4,11 @@
  * changes. Numbers and negations are never touched (the guards would rightly refuse those).
  * These are cheap surface edits, not real paraphrases: they are easier than human rewording.
  */
+import { createRng } from "@sieve/simulator/faults";
 
-/** mulberry32: a small seeded PRNG in [0, 1). */
+/** mulberry32 seeded PRNG in [0, 1): the simulator's, so both draw the same sequences. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return createRng(seed);
 }
 
 export function shuffle<T>(items: readonly T[], random: () => number): T[] {

@@ -17,7 +17,7 @@ import path from "node:path";
 import type { PGlite } from "@electric-sql/pglite";
 import { ConfigError } from "@sieve/shared/errors";
 import { encodeBinaryCopy, type CopyValue } from "./pg-binary.js";
-import { BACKEND_SCORE_SLACK, assertFullScope, rescore, scopeEntries, scopeKey, toStoredVector, validateQueryOptions } from "./scope.js";
+import { BACKEND_SCORE_SLACK, SCOPE_STORAGE_KEY, assertFullScope, rescore, scopeEntries, scopeKey, toStoredVector, validateQueryOptions } from "./scope.js";
 import type { CacheScope, QueryOptions, ScopeField, VectorEntry, VectorHit, VectorStore } from "./types.js";
 
 export interface PgVectorStoreOptions {
@@ -46,17 +46,7 @@ export interface PgVectorStoreOptions {
   exactScanBelow?: number | undefined;
 }
 
-const COLUMN: Record<ScopeField, string> = {
-  tenantId: "tenant_id",
-  task: "task",
-  promptVersion: "prompt_version",
-  schemaVersion: "schema_version",
-  provider: "provider",
-  model: "model",
-  paramsHash: "params_hash",
-  embedderId: "embedder_id",
-  namespace: "namespace",
-};
+const COLUMN = SCOPE_STORAGE_KEY;
 
 /**
  * Planner settings per plan (SET LOCAL: this transaction only). HNSW: no sequential, bitmap or

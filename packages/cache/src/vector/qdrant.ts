@@ -14,7 +14,7 @@
 import { createHash } from "node:crypto";
 import { QdrantClient, type Schemas } from "@qdrant/js-client-rest";
 import { ConfigError } from "@sieve/shared/errors";
-import { BACKEND_SCORE_SLACK, assertFullScope, rescore, scopeEntries, toStoredVector, validateQueryOptions } from "./scope.js";
+import { BACKEND_SCORE_SLACK, SCOPE_STORAGE_KEY, assertFullScope, rescore, scopeEntries, toStoredVector, validateQueryOptions } from "./scope.js";
 import { SCOPE_FIELDS, type CacheScope, type QueryOptions, type ScopeField, type VectorEntry, type VectorHit, type VectorStore } from "./types.js";
 
 export interface QdrantStoreOptions {
@@ -38,18 +38,7 @@ export interface QdrantStoreOptions {
 type Filter = Schemas["Filter"];
 type Condition = Schemas["Condition"];
 
-/** Payload key of each scope field. */
-const PAYLOAD_KEY: Record<ScopeField, string> = {
-  tenantId: "tenant_id",
-  task: "task",
-  promptVersion: "prompt_version",
-  schemaVersion: "schema_version",
-  provider: "provider",
-  model: "model",
-  paramsHash: "params_hash",
-  embedderId: "embedder_id",
-  namespace: "namespace",
-};
+const PAYLOAD_KEY = SCOPE_STORAGE_KEY;
 
 /**
  * Stored as `expires_at` for entries that never expire, so that a single `range` condition

@@ -87,3 +87,16 @@ export function rescore(query: number[], candidates: VectorEntry[], opts: QueryO
     .sort((a, b) => b.score - a.score || b.entry.createdAt - a.entry.createdAt || (a.entry.id < b.entry.id ? -1 : 1))
     .slice(0, opts.limit);
 }
+
+/** Storage name of each scope field: a pgvector column, a Qdrant payload key. */
+export const SCOPE_STORAGE_KEY: Record<ScopeField, string> = {
+  tenantId: "tenant_id",
+  task: "task",
+  promptVersion: "prompt_version",
+  schemaVersion: "schema_version",
+  provider: "provider",
+  model: "model",
+  paramsHash: "params_hash",
+  embedderId: "embedder_id",
+  namespace: "namespace",
+};
