@@ -169,7 +169,7 @@ describe("POST /v1/bulk (realtime lane)", () => {
     assert.match(jobId, /^job_[0-9a-f]{32}$/);
     assert.match(sub.stderr, /100\.0% .* 122 lines/, "a final progress line with bytes and lines sent (header + 121)");
     assert.match(sub.stderr, /accepted 120, rejected 1/);
-    assert.match(sub.stderr, /line 122: not valid JSON/, "bad lines are named (line 1 is the header the CLI adds)");
+    assert.match(sub.stderr, /line 121: not valid JSON/, "bad lines are named by their line in the file (not counting the header the CLI adds)");
     const st = await run(process.execPath, [...cli, "status", jobId, "--wait", "30s"], { env, cwd: ROOT });
     const status = JSON.parse(st.stdout);
     assert.equal(status.status, "completed");

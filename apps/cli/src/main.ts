@@ -128,7 +128,10 @@ async function submit(file: string, v: Record<string, string | boolean | undefin
   if (!res.ok) throw await apiError(res);
   const r = (await res.json()) as { id: string; lane: string; counts: { accepted: number; rejected: number; cached: number }; errors: Array<{ line: number; field?: string; message: string }>; notice?: string };
   err.write(`accepted ${r.counts.accepted}, rejected ${r.counts.rejected}, cached ${r.counts.cached}, lane ${r.lane}\n`);
-  for (const e of r.errors.slice(0, 20)) err.write(`  line ${e.line}: ${e.field ? `${e.field}: ` : ""}${e.message}\n`);
+  // The server numbers lines of the body; when the CLI sent a header line first, the file's line
+  // numbers are one lower (the caller fixes its file, not our body).
+  const offset = header ? 1 : 0;
+  for (const e of r.errors.slice(0, 20)) err.write(`  line ${e.line - offset}: ${e.field ? `${e.field}: ` : ""}${e.message}\n`);
   if (r.counts.rejected > 20) err.write(`  ... ${r.counts.rejected - 20} more rejected line(s)\n`);
   if (r.notice) err.write(`note: ${r.notice}\n`);
   out.write(`${r.id}\n`);
