@@ -32,7 +32,7 @@ import { scopeFields, type CacheScopeInput } from "@sieve/shared/dedup/keys";
 import { cacheAudits, llmCalls } from "@sieve/shared/db/schema/index";
 import { MemoEmbedder } from "@sieve/cache/embeddings/memo";
 import { OpenAIEmbedder, PgVectorStore, QdrantStore, SemanticCache, UseLiteEmbedder, type Embedder, type VectorStore } from "@sieve/cache";
-import { createProvider } from "@sieve/workers/providers/index";
+import { createProviders } from "@sieve/workers/providers/index";
 import type { SemanticLookup } from "./dedup.js";
 import type { DedupContext } from "./submit.js";
 
@@ -107,13 +107,14 @@ export async function createSemanticService(opts: SemanticServiceOptions): Promi
   );
   fillWorker.on("error", (e) => log.warn({ err: coerceError(e).message }, "cache-fill worker error"));
 
+  // SDK clients for audits, built once (not per audit job).
+  const providers = createProviders(opts.endpoints);
   const auditWorker = new Worker(
     CACHE_AUDIT_QUEUE,
     async (job) => {
       const data = CacheAuditJob.parse(job.data);
-      const ep = opts.endpoints.get(data.scope.provider);
-      if (!ep) return;
-      const provider = createProvider(ep);
+      const provider = providers.get(data.scope.provider);
+      if (!provider) return;
       const ids = data.hits.map((_, i) => `i${i + 1}`);
       const res = await provider.callStructured({
         model: data.scope.model,

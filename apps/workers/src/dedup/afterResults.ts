@@ -57,10 +57,10 @@ export function createAfterResults(deps: AfterResultsDeps) {
         );
       }
       const followerRows: NewResult[] = [];
-      for (const l of landed) {
-        if (!l.item.lead || !l.item.cacheKey) continue;
-        const followers = await deps.exact.complete(l.item.cacheKey, l.item.itemId);
-        for (const f of followers) {
+      const leaders = landed.filter((l) => l.item.lead && l.item.cacheKey);
+      const followersOf = await deps.exact.completeMany(leaders.map((l) => ({ key: l.item.cacheKey!, leaderItemId: l.item.itemId })));
+      for (const [i, l] of leaders.entries()) {
+        for (const f of followersOf[i]!) {
           followerRows.push({
             itemId: f.itemId,
             jobId: f.jobId,

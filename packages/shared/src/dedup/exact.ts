@@ -156,14 +156,25 @@ export class ExactCache {
     });
   }
 
-  /** The leader is done: releases its claim and returns the followers that waited for it. */
-  async complete(key: string, leaderItemId: number): Promise<Follower[]> {
-    const list = (await (this.redis as unknown as { sieveComplete: (...a: string[]) => Promise<string[]> }).sieveComplete(
-      `${this.opts.prefix}:if:${key}`,
-      `${this.opts.prefix}:fo:${key}`,
-      String(leaderItemId),
-    )) ?? [];
-    return list.map((s) => JSON.parse(s) as Follower);
+  /**
+   * Leaders are done: releases their claims (one pipeline, however many) and returns, per leader,
+   * the followers that waited for it.
+   */
+  async completeMany(leaders: Array<{ key: string; leaderItemId: number }>): Promise<Follower[][]> {
+    if (leaders.length === 0) return [];
+    const pipe = this.redis.pipeline();
+    for (const l of leaders) {
+      (pipe as unknown as { sieveComplete: (...a: string[]) => void }).sieveComplete(
+        `${this.opts.prefix}:if:${l.key}`,
+        `${this.opts.prefix}:fo:${l.key}`,
+        String(l.leaderItemId),
+      );
+    }
+    const res = (await pipe.exec()) ?? [];
+    return res.map(([err, value]) => {
+      if (err) throw err;
+      return ((value as string[] | null) ?? []).map((s) => JSON.parse(s) as Follower);
+    });
   }
 
   /** Writes answers (Redis with TTL + Postgres), then evicts beyond maxEntries. */
