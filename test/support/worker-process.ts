@@ -11,7 +11,9 @@ const w = await startWorkers({
   endpoints: providerEndpoints(env),
   log,
   lockDurationMs: Number(process.env.TEST_LOCK_MS ?? 3_000),
-  sweepEveryMs: 0,
+  // The sweeper is off unless a test turns it on (TEST_SWEEP_MS, TEST_STALE_MS).
+  sweepEveryMs: Number(process.env.TEST_SWEEP_MS ?? 0),
+  staleAfterMs: Number(process.env.TEST_STALE_MS ?? 60_000),
 });
 process.send?.("ready");
 console.log(`worker-process ready pid=${process.pid}`);

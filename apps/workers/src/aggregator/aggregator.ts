@@ -30,6 +30,8 @@ import {
   type PriceTable,
   type ProviderName,
   type NewResult,
+  type Dependency,
+  type DependencyMonitor,
 } from "@sieve/shared";
 import { itemsWithResults, recordOutcome, type FinishedJob } from "@sieve/shared/db/ops/results";
 import type { LlmProvider } from "../providers/types.js";
@@ -58,6 +60,8 @@ export interface AggregatorOptions {
   onCall?: (info: { provider: ProviderName; model: string; items: number; calls: number }) => void;
   /** Results that were inserted (cache writes, coalesced followers). */
   afterResults?: (landed: LandedResult[]) => Promise<void>;
+  /** Up/down state of Redis and Postgres: outages are logged once and waited out (docs/operations.md#outages). */
+  monitor: DependencyMonitor;
 }
 
 interface Held {
@@ -67,6 +71,10 @@ interface Held {
   /** Items of this parcel not yet settled (final or transient-failed). */
   outstanding: number;
   transientError?: ProviderError;
+  /** A call of this parcel could not be persisted (Postgres unreachable): retry without using an attempt. */
+  infraError?: boolean;
+  /** Our lock is gone (another worker owns the parcel, or Redis lost it): never settle it from here. */
+  lockLost?: boolean;
 }
 
 interface PendingItem extends BatchItem {
@@ -113,9 +121,19 @@ export class Aggregator {
       maxStalledCount: 1_000,
       autorun: false,
     });
-    this.worker.on("error", (err) => opts.log.warn({ err: coerceError(err).message }, "worker connection error"));
     this.queue = new Queue(this.queueName, { connection: opts.connection, prefix: opts.prefix });
+    // An emitter without an 'error' listener prints raw stacks (BullMQ falls back to console.error).
+    opts.monitor.watch(this.worker, "aggregator worker");
+    opts.monitor.watch(this.queue, "aggregator queue");
   }
+
+  /** Reports an error to the monitor; returns the dependency when it is an outage. */
+  private outage(e: unknown, component: string): Dependency | "unknown" | undefined {
+    return this.opts.monitor.report(e, component);
+  }
+
+  /** Delay before a parcel set back by an outage is offered again, in ms. */
+  private static readonly OUTAGE_DELAY_MS = 2_000;
 
   /** Most items held (waiting in bins or for a call slot) before fetching pauses. */
   private get maxHeldItems(): number {
@@ -130,33 +148,53 @@ export class Aggregator {
     this.loop = this.fetchLoop();
   }
 
+  /**
+   * Pulls parcels until close(). Nothing in here may end the loop but close(): an outage of Redis
+   * or Postgres is waited out with back-off (docs/operations.md#outages), and any other failure
+   * is logged and the loop goes on (an unhandled rejection here once killed every worker process).
+   */
   private async fetchLoop(): Promise<void> {
+    let backoff = 250;
     while (!this.stopping) {
-      if (this.heldItems >= this.maxHeldItems) {
-        await new Promise<void>((r) => this.waiters.push(r));
-        continue;
-      }
-      const token = `${this.worker.id}:${randomUUID()}`;
-      let job: Job | undefined;
-      const asked = Date.now();
       try {
-        job = (await this.worker.getNextJob(token, { block: true })) ?? undefined;
+        if (this.heldItems >= this.maxHeldItems) {
+          await new Promise<void>((r) => this.waiters.push(r));
+          continue;
+        }
+        // Parcels fetched now could not be checked against Postgres: leave them in the queue.
+        if (!this.opts.monitor.isUp("postgres")) {
+          await this.opts.monitor.waitUp("postgres", 5_000);
+          continue;
+        }
+        const token = `${this.worker.id}:${randomUUID()}`;
+        let job: Job | undefined;
+        const asked = Date.now();
+        try {
+          job = (await this.worker.getNextJob(token, { block: true })) ?? undefined;
+        } catch (e) {
+          if (this.stopping) break;
+          if (!this.outage(e, "aggregator fetch")) this.opts.log.warn({ err: coerceError(e).message }, "getNextJob failed; retrying");
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, 5_000);
+          continue;
+        }
+        backoff = 250;
+        if (!job) {
+          // getNextJob returns at once while the queue is rate-limited: do not spin.
+          if (Date.now() - asked < 10) await sleep(Math.min(1_000, Math.max(50, this.pausedUntil - Date.now())));
+          continue;
+        }
+        if (this.stopping) {
+          await job.moveToWait(token).catch(() => {});
+          break;
+        }
+        await this.accept(job, token);
       } catch (e) {
         if (this.stopping) break;
-        this.opts.log.warn({ err: coerceError(e).message }, "getNextJob failed; retrying");
-        await sleep(500);
-        continue;
+        if (!this.outage(e, "aggregator")) this.opts.log.error({ err: coerceError(e).message, stack: coerceError(e).stack }, "aggregator fetch loop error; continuing");
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, 5_000);
       }
-      if (!job) {
-        // getNextJob returns at once while the queue is rate-limited: do not spin.
-        if (Date.now() - asked < 10) await sleep(Math.min(1_000, Math.max(50, this.pausedUntil - Date.now())));
-        continue;
-      }
-      if (this.stopping) {
-        await job.moveToWait(token).catch(() => {});
-        break;
-      }
-      await this.accept(job, token);
     }
   }
 
@@ -169,8 +207,27 @@ export class Aggregator {
       return;
     }
     const parcel = parsed.data;
+    const again = this.held.get(job.id!);
+    if (again) {
+      // The same parcel delivered to us a second time: our lock lapsed (a stalled check ran while
+      // the event loop was busy, or Redis lost the lock) and BullMQ handed it back to this process.
+      // Its items are already in our bins or calls: adopt the new lock and settle it ONCE with it,
+      // instead of holding it twice (two settles, the second failing with "Missing lock").
+      again.job = job;
+      again.token = token;
+      again.lockLost = false;
+      return;
+    }
     // On a retry or after a crash some items already have results: send only the others.
-    const done = await itemsWithResults(this.opts.db, parcel.items.map((i) => i.itemId));
+    let done: Set<number>;
+    try {
+      done = await itemsWithResults(this.opts.db, parcel.items.map((i) => i.itemId));
+    } catch (e) {
+      if (!this.outage(e, "aggregator")) throw e;
+      // Postgres is away: hand the parcel back (not counted as an attempt) and wait.
+      await job.moveToDelayed(Date.now() + Aggregator.OUTAGE_DELAY_MS, token).catch(() => {});
+      return;
+    }
     const todo = parcel.items.filter((i) => !done.has(i.itemId));
     const held: Held = { job, token, parcel, outstanding: todo.length };
     if (todo.length === 0) {
@@ -282,10 +339,16 @@ export class Aggregator {
       transient = res.transient;
       this.opts.onCall?.({ provider: this.opts.provider.name, model: rep.model, items: items.length, calls: res.calls });
     } catch (e) {
-      // Database unreachable or a bug: treat like a transient failure; BullMQ retries the parcels.
       const err = coerceError(e);
-      this.opts.log.error({ err: err.message, batchKey: rep.batchKey }, "batch execution failed");
-      transient = { itemIds: items.filter((i) => !final.has(i.itemId)).map((i) => i.itemId), error: new ProviderError({ provider: this.opts.provider.name, kind: "server", message: `internal: ${err.message}`, cause: e }) };
+      if (this.outage(e, "aggregator call")) {
+        // Postgres (or Redis) went away under the call: the parcels are retried once it is back,
+        // without using one of their provider attempts.
+        for (const it of items) it.held.infraError = true;
+      } else {
+        // A bug: treat like a transient failure; BullMQ retries the parcels with back-off.
+        this.opts.log.error({ err: err.message, batchKey: rep.batchKey }, "batch execution failed");
+        transient = { itemIds: items.filter((i) => !final.has(i.itemId)).map((i) => i.itemId), error: new ProviderError({ provider: this.opts.provider.name, kind: "server", message: `internal: ${err.message}`, cause: e }) };
+      }
     } finally {
       this.inFlight--;
       this.heldItems -= items.length;
@@ -322,7 +385,17 @@ export class Aggregator {
   private async settleParcel(h: Held): Promise<void> {
     this.held.delete(h.job.id!);
     const { job, token } = h;
+    if (h.lockLost) {
+      // Another worker owns it now (or Redis lost it): its items are persisted or will be re-run
+      // there; settling with our stale token could only fail.
+      this.opts.log.debug({ jobId: job.id }, "parcel lock lost; not settling it here");
+      return;
+    }
     try {
+      if (h.infraError) {
+        await job.moveToDelayed(Date.now() + Aggregator.OUTAGE_DELAY_MS, token);
+        return;
+      }
       if (!h.transientError) {
         await job.moveToCompleted({ items: h.parcel.items.length }, token, false);
         return;
@@ -362,20 +435,36 @@ export class Aggregator {
       if (out.finishedJobs.length > 0) this.opts.onJobsFinished?.(out.finishedJobs);
       await job.moveToCompleted({ items: h.parcel.items.length, exhausted: true }, token, false);
     } catch (e) {
-      // Lost the lock (another worker took the parcel after a stall) or Redis hiccup: the parcel
-      // will be re-run elsewhere; persisted results make that safe.
-      this.opts.log.warn({ jobId: job.id, err: coerceError(e).message }, "could not settle parcel");
+      const dep = this.outage(e, "aggregator settle");
+      if (dep === "postgres") {
+        // The out-of-attempts path could not read or write results: offer the parcel again later.
+        await job.moveToDelayed(Date.now() + Aggregator.OUTAGE_DELAY_MS, token).catch(() => {});
+        return;
+      }
+      // Redis away: the lock lapses and BullMQ's stalled check hands the parcel back. Lost lock
+      // (another worker took the parcel after a stall): it is re-run there. Persisted results
+      // make both safe.
+      if (!dep) this.opts.log.warn({ jobId: job.id, err: coerceError(e).message }, "could not settle parcel");
     }
   }
 
   private async extendLocks(): Promise<void> {
+    let lost = 0;
     for (const h of this.held.values()) {
+      if (h.lockLost) continue;
       try {
-        await h.job.extendLock(h.token, this.lockMs);
+        // 0: the lock is no longer ours (it lapsed and BullMQ's stalled check took the parcel back).
+        if ((await h.job.extendLock(h.token, this.lockMs)) === 0) {
+          h.lockLost = true;
+          lost++;
+        }
       } catch (e) {
+        if (this.outage(e, "aggregator locks")) return; // Redis away: logged once by the monitor
         this.opts.log.warn({ jobId: h.job.id, err: coerceError(e).message }, "could not extend parcel lock");
       }
     }
+    // One line per pass, not one per parcel: after Redis lost its data every lock is gone at once.
+    if (lost > 0) this.opts.log.warn({ parcels: lost }, "lost the lock of held parcels; their items are finished by whoever holds them now, or by the sweeper");
   }
 
   /** Counts for metrics and tests. */
