@@ -65,6 +65,8 @@ describe("outages of Redis and Postgres", { skip }, () => {
   });
 
   after(async () => {
+    // TEST_DUMP_LOGS=1 prints what the worker processes logged (to review the outage lines).
+    if (process.env.TEST_DUMP_LOGS) for (const [i, w] of workers.entries()) for (const l of w.lines) console.error(`worker${i} ${l}`);
     for (const w of workers) w.proc.kill("SIGKILL");
     await api?.close().catch(() => {});
     await dbh?.close().catch(() => {});
@@ -127,13 +129,14 @@ describe("outages of Redis and Postgres", { skip }, () => {
   let acceptedItems = 0;
 
   test("Postgres stopped mid-run: 503 + Retry-After, workers survive, every item finishes once", async () => {
-    for (let j = 0; j < 6; j++) {
-      const r = await submit(`pg${j}`, 30);
+    for (let j = 0; j < 8; j++) {
+      const r = await submit(`pg${j}`, 40);
       assert.equal(r.status, 202, r.text);
       accepted.push(r.body.id);
-      acceptedItems += 30;
+      acceptedItems += 40;
     }
-    await waitFor("calls in flight", async () => (sim.stats().requests["POST /v1/chat/completions"] ?? 0) > 0, 30_000);
+    // Stop Postgres while results are being written and parcels still wait.
+    await waitFor("first results", async () => (await queryOne<{ n: number }>(dbh.db, sql`select count(*)::int as n from results`)).n > 0, 30_000);
     pgs.stop("fast");
     const mark = workers.map((w) => w.lines.length);
 
@@ -151,6 +154,13 @@ describe("outages of Redis and Postgres", { skip }, () => {
     // Long enough for every worker to meet the outage in its fetch loop, calls and locks.
     await new Promise((r) => setTimeout(r, 6_000));
     assertWorkersAliveAndJsonOnly();
+    // Each workers process shows the outage on its own /readyz and /metrics.
+    for (const w of workers) {
+      const r = await fetch(`${workerUrl(w)}/readyz`);
+      assert.equal(r.status, 503);
+      assert.equal(((await r.json()) as any).checks.postgres, "unreachable");
+      assert.match(await (await fetch(`${workerUrl(w)}/metrics`)).text(), /sieve_dependency_up\{role="workers",dependency="postgres"\} 0/);
+    }
 
     await pgs.start();
     await waitFor("/readyz 200", async () => (await call("GET", "/readyz")).status === 200, 30_000);
@@ -161,6 +171,10 @@ describe("outages of Redis and Postgres", { skip }, () => {
     assert.ok(down.every((n) => n <= 1), `at most one outage line per worker process (${down})`);
     assert.ok(down.some((n) => n === 1), `the outage was logged (${down})`);
     assert.deepEqual(back, down, "each logged outage is followed by one recovery line");
+    for (const w of workers) {
+      assert.equal((await fetch(`${workerUrl(w)}/readyz`)).status, 200);
+      assert.match(await (await fetch(`${workerUrl(w)}/metrics`)).text(), /sieve_dependency_up\{role="workers",dependency="postgres"\} 1/);
+    }
     const metrics = await (await fetch(`${api.url}/metrics`)).text();
     assert.match(metrics, /sieve_dependency_up\{role="api",dependency="postgres"\} 1/);
     assert.match(metrics, /sieve_dependency_outages_total\{role="api",dependency="postgres"\} [1-9]/);
@@ -209,6 +223,14 @@ describe("outages of Redis and Postgres", { skip }, () => {
   });
 });
 
+function workerUrl(w: Child): string {
+  for (const l of w.lines) {
+    if (!l.includes("worker metrics listening")) continue;
+    return (JSON.parse(l) as { url: string }).url;
+  }
+  throw new Error("the worker did not say where its metrics are");
+}
+
 function isJson(line: string): boolean {
   try {
     return typeof JSON.parse(line) === "object";
@@ -220,7 +242,7 @@ function isJson(line: string): boolean {
 function spawnWorker(envVars: Record<string, string>): Child {
   const script = fileURLToPath(new URL("./support/worker-process.ts", import.meta.url));
   const proc = spawn(process.execPath, ["--import", "tsx", script], {
-    env: { ...process.env, ...envVars, SIEVE_ROLE: "workers", TEST_LOG_LEVEL: "info", TEST_LOCK_MS: "3000", TEST_SWEEP_MS: "1000", TEST_STALE_MS: "4000" },
+    env: { ...process.env, ...envVars, SIEVE_ROLE: "workers", TEST_LOG_LEVEL: "info", TEST_LOCK_MS: "3000", TEST_SWEEP_MS: "1000", TEST_STALE_MS: "4000", TEST_METRICS_PORT: "0" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const child: Child = { proc, lines: [] };

@@ -68,9 +68,14 @@ async function main(): Promise<void> {
   for (const { tenantId, key } of parseBootstrapKeys(env.SIEVE_API_KEYS)) await addApiKey(dbh.db, tenantId, key, "bootstrap");
 
   if (env.SIEVE_ROLE === "all" || env.SIEVE_ROLE === "workers") {
-    const { startWorkers } = await import("@sieve/workers");
+    const { startWorkers, startWorkerHttp } = await import("@sieve/workers");
     const workers = await startWorkers({ env, db: dbh.db, endpoints, log: log.child({ role: "workers" }) });
     shutdown.add("workers", () => workers.close());
+    if (env.SIEVE_ROLE === "workers" && env.SIEVE_WORKER_METRICS_PORT > 0) {
+      const http = await startWorkerHttp({ port: env.SIEVE_WORKER_METRICS_PORT, host: env.HOST, monitor: workers.monitor });
+      shutdown.add("worker metrics", () => http.close());
+      log.info({ url: http.url }, "workers metrics and readiness listening");
+    }
   }
   if (env.SIEVE_ROLE === "all" || env.SIEVE_ROLE === "api") {
     const api = await startApi({ env, db: dbh.db, endpoints, log: log.child({ role: "api" }), ...(dbh.pglite ? { pglite: dbh.pglite } : {}) });

@@ -13,6 +13,7 @@ import {
   batchPolicy,
   coerceError,
   createRedis,
+  safeErrorMessage,
   DependencyMonitor,
   dependencyPorts,
   ScheduleKeeper,
@@ -40,6 +41,7 @@ import { ExactCache } from "@sieve/shared/dedup/exact";
 export { Aggregator } from "./aggregator/aggregator.js";
 export { executeBatch } from "./aggregator/execute.js";
 export { sweepOnce } from "./maintenance/sweeper.js";
+export { startWorkerHttp } from "./http.js";
 
 export interface WorkersOptions {
   env: Env;
@@ -183,7 +185,7 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
     );
     monitor.watch(maintenanceWorker, "maintenance worker");
     maintenanceWorker.on("failed", (_job, e) => {
-      if (!monitor.report(e, "sweeper")) log.warn({ err: coerceError(e).message }, "sweep failed; the next tick retries");
+      if (!monitor.report(e, "sweeper")) log.warn({ err: safeErrorMessage(e) }, "sweep failed; the next tick retries");
     });
   }
   // Batch lane (issue 4, docs/batch-lane.md): packer and lifecycle poller on job schedulers.

@@ -117,6 +117,17 @@ export function classifyInfraError(e: unknown, ports: DependencyPorts = {}): Dep
   return undefined;
 }
 
+/**
+ * A message to log for an error without the failed statement's parameters (drizzle puts them,
+ * item texts included, into its DrizzleQueryError message): the driver's own message instead.
+ */
+export function safeErrorMessage(e: unknown): string {
+  const errs = chain(e);
+  const i = errs.findIndex((x) => x.name === "DrizzleQueryError");
+  if (i === -1) return errs[0]?.message ?? "unknown error";
+  return errs[i + 1]?.message ?? "database query failed";
+}
+
 /** Seconds a client should wait before retrying a request refused during an outage. */
 export const OUTAGE_RETRY_AFTER_S = 5;
 
@@ -137,6 +148,12 @@ export interface DependencyMonitorOptions {
   maxProbeMs?: number;
   /** A probe that takes longer than this counts as failed, in ms. @defaultValue 3000 */
   probeTimeoutMs?: number;
+  /**
+   * While a dependency is up, probe it this often anyway, so an idle process (one blocked on an
+   * empty queue) still shows an outage on /readyz and in metrics, in ms; 0 = only on failures.
+   * @defaultValue 5000
+   */
+  checkEveryMs?: number;
 }
 
 interface State {
@@ -150,12 +167,19 @@ interface State {
 export class DependencyMonitor {
   private readonly state = new Map<Dependency, State>();
   private closed = false;
+  private readonly ticker?: NodeJS.Timeout;
 
   constructor(private readonly opts: DependencyMonitorOptions) {
     for (const d of DEPENDENCIES) {
       if (!opts.probes[d]) continue;
       this.state.set(d, { up: true, since: Date.now(), waiters: [] });
       up.set({ role: opts.role, dependency: d }, 1);
+    }
+    const every = opts.checkEveryMs ?? 5_000;
+    if (every > 0) {
+      this.ticker = setInterval(() => {
+        for (const d of this.state.keys()) void this.check(d, "health check", new Error("health check failed"));
+      }, every);
     }
   }
 
@@ -190,14 +214,14 @@ export class DependencyMonitor {
   markDown(dep: Dependency, component: string, e: unknown): void {
     const s = this.state.get(dep);
     if (!s || this.closed) return;
-    s.lastErr = coerceError(e).message;
+    s.lastErr = safeErrorMessage(e);
     if (!s.up) return;
     s.up = false;
     s.since = Date.now();
     up.set({ role: this.opts.role, dependency: dep }, 0);
     outages.inc({ role: this.opts.role, dependency: dep });
-    const err = coerceError(e);
-    this.opts.log.warn({ dependency: dep, component, err: err.message, code: (err as { code?: unknown }).code }, `${dep} unreachable: backing off until it answers again`);
+    const code = chain(e).map((x) => (x as { code?: unknown }).code).find((c) => typeof c === "string");
+    this.opts.log.warn({ dependency: dep, component, err: safeErrorMessage(e), ...(code ? { code } : {}) }, `${dep} unreachable: backing off until it answers again`);
     this.schedule(dep, this.opts.probeMs ?? 500);
   }
 
@@ -218,14 +242,14 @@ export class DependencyMonitor {
   /** Routes an emitter's 'error' events (ioredis, BullMQ Queue/Worker/QueueEvents) here, as JSON log lines. */
   watch(emitter: Pick<EventEmitter, "on">, component: string): void {
     emitter.on("error", (e: unknown) => {
-      if (this.report(e, component) === undefined) this.opts.log.warn({ component, err: coerceError(e).message }, "connection error");
+      if (this.report(e, component) === undefined) this.opts.log.warn({ component, err: safeErrorMessage(e) }, "connection error");
     });
   }
 
   private async check(dep: Dependency, component: string, e: unknown): Promise<void> {
     const s = this.state.get(dep);
     if (!s || !s.up) return;
-    if (!(await this.probe(dep))) this.markDown(dep, component, e);
+    if (!(await this.probe(dep))) this.markDown(dep, component, s.lastErr ? new Error(s.lastErr) : e);
   }
 
   private async probe(dep: Dependency): Promise<boolean> {
@@ -271,6 +295,7 @@ export class DependencyMonitor {
 
   close(): void {
     this.closed = true;
+    if (this.ticker) clearInterval(this.ticker);
     for (const s of this.state.values()) {
       if (s.timer) clearTimeout(s.timer);
       for (const w of s.waiters.splice(0)) w();

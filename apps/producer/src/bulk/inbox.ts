@@ -13,7 +13,7 @@ import { createReadStream } from "node:fs";
 import { mkdir, readdir, rename, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Queue, Worker } from "bullmq";
-import { BULK_INBOX_QUEUE, BulkInboxJob, HttpError, ScheduleKeeper, coerceError, createRedis } from "@sieve/shared";
+import { BULK_INBOX_QUEUE, BulkInboxJob, HttpError, ScheduleKeeper, coerceError, createRedis, safeErrorMessage } from "@sieve/shared";
 import type { ApiContext } from "../context.js";
 import { ingestBulk, type IngestReport } from "./ingest.js";
 import type { BatchLaneApi } from "./lane.js";
@@ -110,7 +110,7 @@ export async function startInbox(ctx: ApiContext, lane: BatchLaneApi | undefined
   );
   ctx.monitor.watch(worker, "inbox worker");
   worker.on("failed", (_job, e) => {
-    if (!ctx.monitor.report(e, "inbox")) ctx.log.warn({ err: coerceError(e).message }, "inbox run failed; the next run retries");
+    if (!ctx.monitor.report(e, "inbox")) ctx.log.warn({ err: safeErrorMessage(e) }, "inbox run failed; the next run retries");
   });
   ctx.log.info({ cron: env.SIEVE_BULK_CRON, tz: env.SIEVE_BULK_CRON_TZ, inbox: env.SIEVE_BULK_INBOX }, "nightly bulk inbox scheduled");
   return {

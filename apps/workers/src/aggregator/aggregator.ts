@@ -23,6 +23,7 @@ import {
   ProviderError,
   coerceError,
   countTokens,
+  safeErrorMessage,
   realtimeQueueName,
   type BatchPolicy,
   type Db,
@@ -173,7 +174,7 @@ export class Aggregator {
           job = (await this.worker.getNextJob(token, { block: true })) ?? undefined;
         } catch (e) {
           if (this.stopping) break;
-          if (!this.outage(e, "aggregator fetch")) this.opts.log.warn({ err: coerceError(e).message }, "getNextJob failed; retrying");
+          if (!this.outage(e, "aggregator fetch")) this.opts.log.warn({ err: safeErrorMessage(e) }, "getNextJob failed; retrying");
           await sleep(backoff);
           backoff = Math.min(backoff * 2, 5_000);
           continue;
@@ -191,7 +192,7 @@ export class Aggregator {
         await this.accept(job, token);
       } catch (e) {
         if (this.stopping) break;
-        if (!this.outage(e, "aggregator")) this.opts.log.error({ err: coerceError(e).message, stack: coerceError(e).stack }, "aggregator fetch loop error; continuing");
+        if (!this.outage(e, "aggregator")) this.opts.log.error({ err: safeErrorMessage(e) }, "aggregator fetch loop error; continuing");
         await sleep(backoff);
         backoff = Math.min(backoff * 2, 5_000);
       }
@@ -346,8 +347,9 @@ export class Aggregator {
         for (const it of items) it.held.infraError = true;
       } else {
         // A bug: treat like a transient failure; BullMQ retries the parcels with back-off.
-        this.opts.log.error({ err: err.message, batchKey: rep.batchKey }, "batch execution failed");
-        transient = { itemIds: items.filter((i) => !final.has(i.itemId)).map((i) => i.itemId), error: new ProviderError({ provider: this.opts.provider.name, kind: "server", message: `internal: ${err.message}`, cause: e }) };
+        const message = safeErrorMessage(err);
+        this.opts.log.error({ err: message, batchKey: rep.batchKey }, "batch execution failed");
+        transient = { itemIds: items.filter((i) => !final.has(i.itemId)).map((i) => i.itemId), error: new ProviderError({ provider: this.opts.provider.name, kind: "server", message: `internal: ${message}`, cause: e }) };
       }
     } finally {
       this.inFlight--;
@@ -444,11 +446,24 @@ export class Aggregator {
       // Redis away: the lock lapses and BullMQ's stalled check hands the parcel back. Lost lock
       // (another worker took the parcel after a stall): it is re-run there. Persisted results
       // make both safe.
-      if (!dep) this.opts.log.warn({ jobId: job.id, err: coerceError(e).message }, "could not settle parcel");
+      if (!dep) this.opts.log.warn({ jobId: job.id, err: safeErrorMessage(e) }, "could not settle parcel");
     }
   }
 
+  private extending = false;
+
   private async extendLocks(): Promise<void> {
+    // During a Redis outage a pass waits for the reconnect: never stack passes behind it.
+    if (this.extending) return;
+    this.extending = true;
+    try {
+      await this.extendLocksOnce();
+    } finally {
+      this.extending = false;
+    }
+  }
+
+  private async extendLocksOnce(): Promise<void> {
     let lost = 0;
     for (const h of this.held.values()) {
       if (h.lockLost) continue;
@@ -460,7 +475,7 @@ export class Aggregator {
         }
       } catch (e) {
         if (this.outage(e, "aggregator locks")) return; // Redis away: logged once by the monitor
-        this.opts.log.warn({ jobId: h.job.id, err: coerceError(e).message }, "could not extend parcel lock");
+        this.opts.log.warn({ jobId: h.job.id, err: safeErrorMessage(e) }, "could not extend parcel lock");
       }
     }
     // One line per pass, not one per parcel: after Redis lost its data every lock is gone at once.

@@ -11,7 +11,7 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import { BATCH_LANE_QUEUE, BatchLaneJob, PACK_KICK_ID, coerceError, type DependencyMonitor, type ScheduleKeeper, type Db, type Env, type Logger, type PriceTable, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
+import { BATCH_LANE_QUEUE, BatchLaneJob, PACK_KICK_ID, coerceError, safeErrorMessage, type DependencyMonitor, type ScheduleKeeper, type Db, type Env, type Logger, type PriceTable, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
 import type { NewResult } from "@sieve/shared";
 import type { FinishedJob } from "@sieve/shared/db/ops/results";
 import { AnthropicBatchApi } from "./anthropic.js";
@@ -123,7 +123,7 @@ export async function startBatchLane(opts: BatchLaneOptions): Promise<BatchLaneH
   );
   opts.monitor.watch(worker, "batch lane worker");
   worker.on("failed", (job, e) => {
-    if (!opts.monitor.report(e, "batch lane")) log.warn({ job: job?.name, err: coerceError(e).message }, "batch lane run failed; the next tick retries");
+    if (!opts.monitor.report(e, "batch lane")) log.warn({ job: job?.name, err: safeErrorMessage(e) }, "batch lane run failed; the next tick retries");
   });
   log.info({ providers: [...deps.apis.keys()], packEveryMs: env.SIEVE_BATCH_PACK_EVERY_MS, pollEveryMs: env.SIEVE_BATCH_POLL_EVERY_MS }, "batch lane started");
   return {

@@ -199,6 +199,11 @@ export const Env = z
      * recovery machinery), in ms; 0 = do not check. @defaultValue 120000
      */
     SIEVE_READY_SWEEPER_MAX_AGE_MS: Int(120_000, 0),
+    /**
+     * Port of a workers-only process's /metrics, /healthz and /readyz (SIEVE_ROLE=workers; the API
+     * serves its own). 0 = none. @defaultValue 0
+     */
+    SIEVE_WORKER_METRICS_PORT: Int(0, 0, 65535),
     /** Run API, workers or both in this process. @defaultValue "all" */
     SIEVE_ROLE: z.enum(["all", "api", "workers"]).default("all"),
     /** pino log level. @defaultValue "info" */

@@ -45,6 +45,10 @@ export async function openDb(opts: OpenDbOptions = {}): Promise<DbHandle> {
     const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 10, connectionTimeoutMillis: opts.connectTimeoutMs ?? 5_000 });
     // An idle client erroring (server restart) must not crash the process; the pool replaces it.
     pool.on("error", () => {});
+    // pg-pool removes its listener while a client is checked out (a transaction between two
+    // statements): a server shutdown then emitted 'error' on that client with no listener, which
+    // killed the process. The statement in flight still rejects with the error.
+    pool.on("connect", (client) => client.on("error", () => {}));
     const db = drizzlePg(pool, { schema }) as unknown as Db;
     if (runMigrations) await migratePg(drizzlePg(pool), { migrationsFolder: MIGRATIONS_DIR });
     return { db, kind: "postgres", close: () => pool.end() };
