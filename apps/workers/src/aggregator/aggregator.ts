@@ -34,10 +34,11 @@ import {
   type Dependency,
   type DependencyMonitor,
 } from "@sieve/shared";
-import { itemsWithResults, recordOutcome, type FinishedJob } from "@sieve/shared/db/ops/results";
+import { itemsWithResults, type FinishedJob } from "@sieve/shared/db/ops/results";
 import type { LlmProvider } from "../providers/types.js";
 import { executeBatch, type BatchItem } from "./execute.js";
 import type { LandedResult } from "../dedup/afterResults.js";
+import { HeldParcels, OUTAGE_DELAY_MS, type Held } from "./held.js";
 
 export interface AggregatorOptions {
   db: Db;
@@ -65,19 +66,6 @@ export interface AggregatorOptions {
   monitor: DependencyMonitor;
 }
 
-interface Held {
-  job: Job;
-  token: string;
-  parcel: Parcel;
-  /** Items of this parcel not yet settled (final or transient-failed). */
-  outstanding: number;
-  transientError?: ProviderError;
-  /** A call of this parcel could not be persisted (Postgres unreachable): retry without using an attempt. */
-  infraError?: boolean;
-  /** Our lock is gone (another worker owns the parcel, or Redis lost it): never settle it from here. */
-  lockLost?: boolean;
-}
-
 interface PendingItem extends BatchItem {
   held: Held;
   tokens: number;
@@ -96,7 +84,7 @@ export class Aggregator {
   private readonly worker: Worker;
   private readonly queue: Queue;
   private readonly bins = new Map<string, Bin>();
-  private readonly held = new Map<string, Held>();
+  private readonly held: HeldParcels;
   private heldItems = 0;
   private inFlight = 0;
   private readonly waiters: Array<() => void> = [];
@@ -123,6 +111,15 @@ export class Aggregator {
       autorun: false,
     });
     this.queue = new Queue(this.queueName, { connection: opts.connection, prefix: opts.prefix });
+    this.held = new HeldParcels({
+      db: opts.db,
+      log: opts.log,
+      monitor: opts.monitor,
+      lockMs: this.lockMs,
+      ...(opts.maxRateLimitRetries !== undefined ? { maxRateLimitRetries: opts.maxRateLimitRetries } : {}),
+      ...(opts.onJobsFinished ? { onJobsFinished: opts.onJobsFinished } : {}),
+      ...(opts.afterResults ? { afterResults: opts.afterResults } : {}),
+    });
     // An emitter without an 'error' listener prints raw stacks (BullMQ falls back to console.error).
     opts.monitor.watch(this.worker, "aggregator worker");
     opts.monitor.watch(this.queue, "aggregator queue");
@@ -133,8 +130,6 @@ export class Aggregator {
     return this.opts.monitor.report(e, component);
   }
 
-  /** Delay before a parcel set back by an outage is offered again, in ms. */
-  private static readonly OUTAGE_DELAY_MS = 2_000;
 
   /** Most items held (waiting in bins or for a call slot) before fetching pauses. */
   private get maxHeldItems(): number {
@@ -145,7 +140,7 @@ export class Aggregator {
   async start(): Promise<void> {
     await this.worker.waitUntilReady();
     await this.worker.startStalledCheckTimer();
-    this.lockTimer = setInterval(() => void this.extendLocks(), Math.floor(this.lockMs / 3));
+    this.lockTimer = setInterval(() => void this.held.extendLocks(), Math.floor(this.lockMs / 3));
     this.loop = this.fetchLoop();
   }
 
@@ -226,16 +221,16 @@ export class Aggregator {
     } catch (e) {
       if (!this.outage(e, "aggregator")) throw e;
       // Postgres is away: hand the parcel back (not counted as an attempt) and wait.
-      await job.moveToDelayed(Date.now() + Aggregator.OUTAGE_DELAY_MS, token).catch(() => {});
+      await job.moveToDelayed(Date.now() + OUTAGE_DELAY_MS, token).catch(() => {});
       return;
     }
     const todo = parcel.items.filter((i) => !done.has(i.itemId));
     const held: Held = { job, token, parcel, outstanding: todo.length };
     if (todo.length === 0) {
-      await this.settleParcel(held);
+      await this.held.settle(held);
       return;
     }
-    this.held.set(job.id!, held);
+    this.held.add(held);
     const bin = this.binFor(parcel);
     const now = Date.now();
     for (const it of todo) {
@@ -368,7 +363,7 @@ export class Aggregator {
       if (transientIds.has(it.itemId)) it.held.transientError = transient!.error;
       touched.add(it.held);
     }
-    for (const h of touched) if (h.outstanding === 0) await this.settleParcel(h);
+    for (const h of touched) if (h.outstanding === 0) await this.held.settle(h);
   }
 
   private landed(items: PendingItem[], rows: NewResult[], inserted: Set<number>): LandedResult[] {
@@ -381,105 +376,6 @@ export class Aggregator {
       if (p && item) out.push({ row, item, parcel: p.held.parcel });
     }
     return out;
-  }
-
-  /** All items of a parcel are settled: complete it, or hand it back to BullMQ for a retry. */
-  private async settleParcel(h: Held): Promise<void> {
-    this.held.delete(h.job.id!);
-    const { job, token } = h;
-    if (h.lockLost) {
-      // Another worker owns it now (or Redis lost it): its items are persisted or will be re-run
-      // there; settling with our stale token could only fail.
-      this.opts.log.debug({ jobId: job.id }, "parcel lock lost; not settling it here");
-      return;
-    }
-    try {
-      if (h.infraError) {
-        await job.moveToDelayed(Date.now() + Aggregator.OUTAGE_DELAY_MS, token);
-        return;
-      }
-      if (!h.transientError) {
-        await job.moveToCompleted({ items: h.parcel.items.length }, token, false);
-        return;
-      }
-      const err = h.transientError;
-      const rl = (job.data as { rateLimited?: number }).rateLimited ?? 0;
-      if (err.kind === "rate_limited" && rl < (this.opts.maxRateLimitRetries ?? 50)) {
-        await job.updateData({ ...h.parcel, rateLimited: rl + 1 });
-        await job.moveToDelayed(Date.now() + (err.retryAfterMs ?? 1_000), token);
-        return;
-      }
-      const attempts = job.opts.attempts ?? 1;
-      if (job.attemptsMade + 1 < attempts) {
-        await job.moveToFailed(new Error(`${err.provider} ${err.kind}: ${err.message}`), token);
-        return;
-      }
-      // Out of attempts: every item still without a result ends with an explicit error.
-      const done = await itemsWithResults(this.opts.db, h.parcel.items.map((i) => i.itemId));
-      const rows = h.parcel.items
-        .filter((i) => !done.has(i.itemId))
-        .map((i) => ({
-          itemId: i.itemId,
-          jobId: h.parcel.jobId,
-          tenantId: h.parcel.tenantId,
-          status: "error" as const,
-          errorCode: "provider_unavailable",
-          errorMessage: `${err.provider} failed ${attempts} times (${err.kind}${err.status ? ` ${err.status}` : ""}): ${err.message}`.slice(0, 2000),
-          provider: h.parcel.provider,
-          model: h.parcel.model,
-        }));
-      const out = await recordOutcome(this.opts.db, null, rows);
-      if (this.opts.afterResults) {
-        const inserted = new Set(out.inserted);
-        const byId = new Map(h.parcel.items.map((i) => [i.itemId, i]));
-        await this.opts.afterResults(rows.filter((r) => inserted.has(r.itemId)).map((r) => ({ row: r, item: byId.get(r.itemId)!, parcel: h.parcel })));
-      }
-      if (out.finishedJobs.length > 0) this.opts.onJobsFinished?.(out.finishedJobs);
-      await job.moveToCompleted({ items: h.parcel.items.length, exhausted: true }, token, false);
-    } catch (e) {
-      const dep = this.outage(e, "aggregator settle");
-      if (dep === "postgres") {
-        // The out-of-attempts path could not read or write results: offer the parcel again later.
-        await job.moveToDelayed(Date.now() + Aggregator.OUTAGE_DELAY_MS, token).catch(() => {});
-        return;
-      }
-      // Redis away: the lock lapses and BullMQ's stalled check hands the parcel back. Lost lock
-      // (another worker took the parcel after a stall): it is re-run there. Persisted results
-      // make both safe.
-      if (!dep) this.opts.log.warn({ jobId: job.id, err: safeErrorMessage(e) }, "could not settle parcel");
-    }
-  }
-
-  private extending = false;
-
-  private async extendLocks(): Promise<void> {
-    // During a Redis outage a pass waits for the reconnect: never stack passes behind it.
-    if (this.extending) return;
-    this.extending = true;
-    try {
-      await this.extendLocksOnce();
-    } finally {
-      this.extending = false;
-    }
-  }
-
-  private async extendLocksOnce(): Promise<void> {
-    let lost = 0;
-    for (const h of this.held.values()) {
-      if (h.lockLost) continue;
-      try {
-        // 0: the lock is no longer ours (it lapsed and BullMQ's stalled check took the parcel back).
-        if ((await h.job.extendLock(h.token, this.lockMs)) === 0) {
-          h.lockLost = true;
-          lost++;
-        }
-      } catch (e) {
-        if (this.outage(e, "aggregator locks")) return; // Redis away: logged once by the monitor
-        this.opts.log.warn({ jobId: h.job.id, err: safeErrorMessage(e) }, "could not extend parcel lock");
-      }
-    }
-    // One line per pass, not one per parcel: after Redis lost its data every lock is gone at once.
-    if (lost > 0) this.opts.log.warn({ parcels: lost }, "lost the lock of held parcels; their items are finished by whoever holds them now, or by the sweeper");
   }
 
   /** Counts for metrics and tests. */
