@@ -92,6 +92,13 @@ describe("outages of Redis and Postgres", { skip }, () => {
     return { status: res.status, retryAfter: res.headers.get("retry-after"), body: json, text };
   };
 
+  const bulk = async (tag: string, n: number) => {
+    const lines = [JSON.stringify({ task: "classify", labels: LABELS }), ...Array.from({ length: n }, (_, i) => JSON.stringify({ id: `${tag}-${i}`, text: `${tag} bulk line ${i}` }))];
+    const res = await fetch(`${api.url}/v1/bulk`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/x-ndjson" }, body: lines.join("\n") + "\n", signal: AbortSignal.timeout(20_000) });
+    const text = await res.text();
+    return { status: res.status, retryAfter: res.headers.get("retry-after"), body: JSON.parse(text) as any, text };
+  };
+
   const submit = (tag: string, n: number) =>
     call("POST", "/v1/jobs", { task: "classify", labels: LABELS, items: Array.from({ length: n }, (_, i) => ({ id: `${tag}-${i}`, text: `${tag} item ${i}: markets moved on news of a merger` })) });
 
@@ -145,6 +152,10 @@ describe("outages of Redis and Postgres", { skip }, () => {
     assert.equal(post.body.error.code, "unavailable");
     assert.match(post.body.error.message, /Postgres|database/);
     assert.ok(Number(post.retryAfter) > 0, "Retry-After is set");
+    const up = await bulk("during-pg", 3);
+    assert.equal(up.status, 503, up.text);
+    assert.equal(up.body.error.code, "unavailable");
+    assert.ok(Number(up.retryAfter) > 0);
     const get = await call("GET", `/v1/jobs/${accepted[0]}`);
     assert.equal(get.status, 503, get.text);
     assert.ok(Number(get.retryAfter) > 0);
@@ -198,6 +209,16 @@ describe("outages of Redis and Postgres", { skip }, () => {
     assert.equal(post.body.error.code, "unavailable");
     assert.ok(Number(post.retryAfter) > 0, "Retry-After is set");
     assert.ok(Date.now() - t0 < 15_000, "the API does not hang on a dead Redis");
+    // A bulk upload is refused, or stored in Postgres and left to the sweeper to enqueue: never a 500.
+    const up = await bulk("during-redis", 4);
+    assert.ok(up.status === 503 || up.status === 202, up.text);
+    if (up.status === 503) assert.ok(Number(up.retryAfter) > 0);
+    else {
+      accepted.push(up.body.id);
+      acceptedItems += 4;
+    }
+    // Reads need only Postgres: they keep working.
+    assert.equal((await call("GET", `/v1/jobs/${accepted[0]}?limit=0`)).status, 200);
     const ready = await call("GET", "/readyz");
     assert.equal(ready.status, 503);
     assert.equal(ready.body.checks.redis, "unreachable");

@@ -46,6 +46,12 @@ function isPgUnavailableCode(code: string): boolean {
 const PG_MESSAGES = [/timeout exceeded when trying to connect/i, /Connection terminated/i, /Client has encountered a connection error/i, /Cannot use a pool after calling end/i];
 const REDIS_MESSAGES = [/Connection is closed/i, /Stream isn't writeable/i, /Reached the max retries per request limit/i, /max retries per request/i, /READONLY You can't write against a read only replica/i, /LOADING Redis is loading/i, /Command timed out/i];
 
+/** drizzle's DrizzleQueryError (its `name` is plain "Error"): the failed statement and its parameters. */
+function isDrizzleQueryError(x: Error): boolean {
+  const q = x as { query?: unknown; params?: unknown };
+  return x.name === "DrizzleQueryError" || (typeof q.query === "string" && Array.isArray(q.params));
+}
+
 function chain(e: unknown): Error[] {
   const out: Error[] = [];
   let cur: unknown = e;
@@ -91,7 +97,7 @@ export function classifyInfraError(e: unknown, ports: DependencyPorts = {}): Dep
   const errs = chain(e);
   // Provider failures carry their socket error as a cause: they are not our outage.
   if (errs.some((x) => x.name === "ProviderError" || /^API(Connection|ConnectionTimeout|User)?(Error|Abort)/.test(x.name))) return undefined;
-  const viaPg = errs.some((x) => x.name === "DrizzleQueryError" || /node_modules[\\/](pg|pg-pool)[\\/]/.test(x.stack ?? ""));
+  const viaPg = errs.some((x) => isDrizzleQueryError(x) || /node_modules[\\/](pg|pg-pool)[\\/]/.test(x.stack ?? ""));
   const viaRedis = errs.some((x) => /node_modules[\\/](ioredis|bullmq)[\\/]/.test(x.stack ?? ""));
   for (const err of errs) {
     if (err instanceof DependencyUnavailableError) return err.dependency;
@@ -123,7 +129,7 @@ export function classifyInfraError(e: unknown, ports: DependencyPorts = {}): Dep
  */
 export function safeErrorMessage(e: unknown): string {
   const errs = chain(e);
-  const i = errs.findIndex((x) => x.name === "DrizzleQueryError");
+  const i = errs.findIndex(isDrizzleQueryError);
   if (i === -1) return errs[0]?.message ?? "unknown error";
   return errs[i + 1]?.message ?? "database query failed";
 }
