@@ -106,7 +106,8 @@ describe("API contract", () => {
     assert.equal((await fetch(`${h.api.url}/healthz`)).status, 200);
     const r = await fetch(`${h.api.url}/readyz`);
     assert.equal(r.status, 200);
-    assert.deepEqual(((await r.json()) as any).checks, { redis: "ok", postgres: "ok" });
+    // No workers process here: no sweeper has run yet, and the API is younger than the grace period.
+    assert.deepEqual(((await r.json()) as any).checks, { redis: "ok", postgres: "ok", sweeper: "waiting" });
   });
 
   test("Bull Board needs the operator credential", async () => {
@@ -119,8 +120,20 @@ describe("API contract", () => {
     assert.match(await r.text(), /<html/i);
   });
 
-  test("metrics are exposed", async () => {
-    const r = await fetch(`${h.api.url}/metrics`);
-    assert.match(await r.text(), /sieve_items_submitted_total/);
+  test("metrics move with the work and show the dependencies", async () => {
+    const value = async (series: string) => {
+      const text = await (await fetch(`${h.api.url}/metrics`)).text();
+      const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+      return line ? Number(line.slice(series.length + 1)) : 0;
+    };
+    const submitted = 'sieve_items_submitted_total{task="classify",lane="realtime"}';
+    const accepted = 'sieve_http_requests_total{route="/v1/jobs",status="202"}';
+    const [s0, a0] = [await value(submitted), await value(accepted)];
+    const r = await h.call("acme", "POST", "/v1/jobs", { ...ok, items: [{ id: "m1", text: "one" }, { id: "m2", text: "two" }, { id: "m3", text: "three" }] });
+    assert.equal(r.status, 202);
+    assert.equal(await value(submitted), s0 + 3, "items accepted are counted");
+    assert.equal(await value(accepted), a0 + 1, "the 202 is counted under its route");
+    assert.equal(await value('sieve_dependency_up{role="api",dependency="redis"}'), 1);
+    assert.equal(await value('sieve_dependency_up{role="api",dependency="postgres"}'), 1);
   });
 });

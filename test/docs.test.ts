@@ -17,3 +17,13 @@ test("the README's test command is what CI runs", () => {
   const ci = readFileSync(new URL("../.ci/run", import.meta.url), "utf8");
   assert.match(ci, /^npm test$/m);
 });
+
+test("every docker-compose service restarts by itself (docs/operations.md#outages)", () => {
+  const compose = readFileSync(new URL("../docker-compose.yml", import.meta.url), "utf8");
+  const body = compose.slice(compose.indexOf("\nservices:\n") + 1, compose.indexOf("\nvolumes:\n"));
+  // Service blocks start at two spaces of indentation under `services:`.
+  const blocks = body.split(/\n(?=  [a-z][a-z0-9_-]*:\n)/).slice(1);
+  assert.ok(blocks.length >= 5, `found ${blocks.length} services`);
+  const without = blocks.filter((b) => !/\n    restart: (always|unless-stopped|on-failure)/.test(b)).map((b) => b.trim().split(":")[0]);
+  assert.deepEqual(without, [], "services without a restart policy");
+});

@@ -6,7 +6,7 @@ import express, { type NextFunction, type Request, type Response } from "express
 import { createBullBoard } from "@bull-board/api";
 import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { ExpressAdapter } from "@bull-board/express";
-import { HttpError, coerceError, metrics, ping, registry } from "@sieve/shared";
+import { HttpError, OUTAGE_RETRY_AFTER_S, coerceError, metrics, ping, readHeartbeat, registry } from "@sieve/shared";
 import type { ApiContext } from "./context.js";
 import { apiKeyAuth, basicAuth } from "./auth.js";
 import { jobsRouter } from "./routes/jobs.js";
@@ -25,10 +25,18 @@ export function createApp(ctx: ApiContext, extraRouters: express.Router[] = []):
   app.get("/healthz", (_req, res) => {
     res.json({ ok: true });
   });
+  const sweeper = sweeperCheck(ctx);
   app.get("/readyz", async (_req, res) => {
     const [redis, db] = await Promise.allSettled([ctx.redis.ping(), ping(ctx.db)]);
-    const checks = { redis: redis.status === "fulfilled" ? "ok" : "unreachable", postgres: db.status === "fulfilled" ? "ok" : "unreachable" };
-    const ok = checks.redis === "ok" && checks.postgres === "ok";
+    if (redis.status === "rejected") ctx.monitor.markDown("redis", "readyz", redis.reason);
+    if (db.status === "rejected") ctx.monitor.markDown("postgres", "readyz", db.reason);
+    const checks = {
+      redis: redis.status === "fulfilled" ? "ok" : "unreachable",
+      postgres: db.status === "fulfilled" ? "ok" : "unreachable",
+      sweeper: redis.status === "fulfilled" ? await sweeper() : "unknown",
+    };
+    const ok = checks.redis === "ok" && checks.postgres === "ok" && checks.sweeper !== "stale";
+    if (!ok) res.setHeader("retry-after", String(OUTAGE_RETRY_AFTER_S));
     res.status(ok ? 200 : 503).json({ ok, checks });
   });
   app.get("/metrics", async (_req, res) => {
@@ -64,8 +72,14 @@ export function createApp(ctx: ApiContext, extraRouters: express.Router[] = []):
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = err as { type?: string; status?: number; expose?: boolean };
     let http: HttpError;
+    const outage = err instanceof HttpError ? undefined : ctx.monitor.report(err, `api ${req.method} ${req.route?.path ?? req.path}`);
     if (err instanceof HttpError) http = err;
-    else if (e.type === "entity.too.large") {
+    else if (outage) {
+      // Redis or Postgres unavailable: the client should retry later, not report a bug
+      // (docs/operations.md#outages). The monitor has logged the outage once.
+      const what = outage === "unknown" ? "a backing service (Redis or Postgres)" : outage === "redis" ? "the queue (Redis)" : "the database (Postgres)";
+      http = new HttpError(503, "unavailable", `${what} is unavailable; retry after ${OUTAGE_RETRY_AFTER_S} s`);
+    } else if (e.type === "entity.too.large") {
       http = new HttpError(413, "body_too_large", `body: larger than ${ctx.env.SIEVE_MAX_BODY_BYTES} bytes (SIEVE_MAX_BODY_BYTES); split the request or use POST /v1/bulk`, [{ field: "body", message: "too large" }]);
     } else if (e.type === "entity.parse.failed") {
       http = new HttpError(400, "invalid_json", "body: not valid JSON", [{ field: "body", message: "invalid JSON" }]);
@@ -79,7 +93,29 @@ export function createApp(ctx: ApiContext, extraRouters: express.Router[] = []):
       res.destroy();
       return;
     }
+    if (http.status === 503 && !res.getHeader("retry-after")) res.setHeader("retry-after", String(OUTAGE_RETRY_AFTER_S));
     res.status(http.status).json(http.toBody());
   });
   return app;
+}
+
+/**
+ * "ok" when a sweeper ran within SIEVE_READY_SWEEPER_MAX_AGE_MS; "waiting" while none was seen
+ * yet but the grace period (from API start, or from when Redis stopped having a record, e.g. it
+ * lost its data) has not passed; "stale" afterwards: nothing would rescue stranded items, so
+ * /readyz answers 503 (docs/operations.md#readiness). "off" when the check is disabled.
+ */
+function sweeperCheck(ctx: ApiContext): () => Promise<string> {
+  let missingSince = ctx.startedAt;
+  return async () => {
+    const maxAge = ctx.env.SIEVE_READY_SWEEPER_MAX_AGE_MS;
+    if (maxAge === 0) return "off";
+    const last = await readHeartbeat(ctx.redis, ctx.env.SIEVE_QUEUE_PREFIX, "sweeper").catch(() => undefined);
+    const now = Date.now();
+    if (last !== undefined) {
+      missingSince = now;
+      return now - last <= maxAge ? "ok" : "stale";
+    }
+    return now - missingSince <= maxAge ? "waiting" : "stale";
+  };
 }

@@ -1,6 +1,6 @@
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import type { Db, Env, Logger, ProviderEndpoint, ProviderName } from "@sieve/shared";
+import type { Db, DependencyMonitor, Env, Logger, ProviderEndpoint, ProviderName } from "@sieve/shared";
 import type { JobWaiter } from "./waiter.js";
 
 /** Everything a request handler needs, built once at start-up. */
@@ -14,6 +14,10 @@ export interface ApiContext {
   endpoints: Map<ProviderName, ProviderEndpoint>;
   waiter: JobWaiter;
   log: Logger;
+  /** Up/down state of Redis and Postgres: outages are logged once, shown on /readyz and /metrics. */
+  monitor: DependencyMonitor;
+  /** When the API started (ms since the epoch): /readyz gives the sweeper this long to show up. */
+  startedAt: number;
   /** Extra queues shown in Bull Board (maintenance, batch lane). */
   extraQueues?: Queue[];
   /** Optional pre-enqueue dedup (cache issue): answers items without any LLM call. */

@@ -5,14 +5,32 @@
  * Providers: real ones from OPENAI_API_KEY / ANTHROPIC_API_KEY / VLLM_BASE_URL. With none, Sieve
  * refuses to start and says what to set, unless SIEVE_SIMULATOR=true asks, on purpose, for the
  * bundled provider simulator (a test tool: no real model answers).
+ *
+ * What ends the process (docs/operations.md#outages): bad configuration (exit 2), a port it
+ * cannot listen on, a database it cannot reach or migrate AT START-UP, and a bug that escaped
+ * every handler (an unhandled rejection or exception: the state is unknown, the supervisor
+ * restarts us and crash safety finishes the work). Everything else, notably Redis or Postgres
+ * going away while running, is ridden out.
  */
 import path from "node:path";
 import { ConfigError, Shutdown, coerceError, createLogger, openDb, parseEnv, providerEndpoints } from "@sieve/shared";
 import { addApiKey, parseBootstrapKeys } from "@sieve/shared/db/ops/tenants";
-import { startApi } from "./server.js";
+import { ListenError, startApi } from "./server.js";
+
+const log = createLogger({ name: "sieve" });
+
+// Last resort: a bug no handler caught. Logged as one JSON line, then exit for the supervisor.
+process.on("unhandledRejection", (reason) => {
+  const err = coerceError(reason);
+  log.fatal({ err: err.message, stack: err.stack }, "unhandled rejection: exiting so the supervisor restarts this process");
+  process.exit(1);
+});
+process.on("uncaughtException", (e) => {
+  log.fatal({ err: e.message, stack: e.stack }, "uncaught exception: exiting so the supervisor restarts this process");
+  process.exit(1);
+});
 
 async function main(): Promise<void> {
-  const log = createLogger({ name: "sieve" });
   let env;
   try {
     env = parseEnv();
@@ -50,9 +68,14 @@ async function main(): Promise<void> {
   for (const { tenantId, key } of parseBootstrapKeys(env.SIEVE_API_KEYS)) await addApiKey(dbh.db, tenantId, key, "bootstrap");
 
   if (env.SIEVE_ROLE === "all" || env.SIEVE_ROLE === "workers") {
-    const { startWorkers } = await import("@sieve/workers");
+    const { startWorkers, startWorkerHttp } = await import("@sieve/workers");
     const workers = await startWorkers({ env, db: dbh.db, endpoints, log: log.child({ role: "workers" }) });
     shutdown.add("workers", () => workers.close());
+    if (env.SIEVE_ROLE === "workers" && env.SIEVE_WORKER_METRICS_PORT > 0) {
+      const http = await startWorkerHttp({ port: env.SIEVE_WORKER_METRICS_PORT, host: env.HOST, monitor: workers.monitor });
+      shutdown.add("worker metrics", () => http.close());
+      log.info({ url: http.url }, "workers metrics and readiness listening");
+    }
   }
   if (env.SIEVE_ROLE === "all" || env.SIEVE_ROLE === "api") {
     const api = await startApi({ env, db: dbh.db, endpoints, log: log.child({ role: "api" }), ...(dbh.pglite ? { pglite: dbh.pglite } : {}) });
@@ -66,6 +89,8 @@ async function main(): Promise<void> {
 
 main().catch((e) => {
   const err = coerceError(e);
+  // A listen error already says what to do; anything else keeps its stack for the operator.
+  log.fatal(err instanceof ListenError ? {} : { stack: err.stack }, `cannot start: ${err.message}`);
   console.error(`sieve: fatal: ${err.message}`);
   process.exit(1);
 });

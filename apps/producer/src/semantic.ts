@@ -22,6 +22,7 @@ import {
   loadPriceTable,
   metrics,
   validateResults,
+  type DependencyMonitor,
   type Db,
   type Env,
   type Logger,
@@ -47,6 +48,8 @@ export interface SemanticServiceOptions {
   vectorDataDir?: string | undefined;
   /** Override the embedder (tests). */
   embedder?: Embedder;
+  /** Where the consumers' connection errors go (one log line per outage, docs/operations.md#outages). */
+  monitor?: DependencyMonitor;
 }
 
 export interface SemanticService extends SemanticLookup {
@@ -105,7 +108,9 @@ export async function createSemanticService(opts: SemanticServiceOptions): Promi
     },
     { connection, prefix, concurrency: 1 },
   );
-  fillWorker.on("error", (e) => log.warn({ err: coerceError(e).message }, "cache-fill worker error"));
+  if (opts.monitor) {
+    for (const [e, name] of [[connection, "cache redis"], [auditQueue, "cache-audit queue"], [fillWorker, "cache-fill worker"]] as const) opts.monitor.watch(e, name);
+  } else fillWorker.on("error", (e) => log.warn({ err: coerceError(e).message }, "cache-fill worker error"));
 
   // SDK clients for audits, built once (not per audit job).
   const providers = createProviders(opts.endpoints);
@@ -163,7 +168,8 @@ export async function createSemanticService(opts: SemanticServiceOptions): Promi
     },
     { connection, prefix, concurrency: 1 },
   );
-  auditWorker.on("error", (e) => log.warn({ err: coerceError(e).message }, "cache-audit worker error"));
+  if (opts.monitor) opts.monitor.watch(auditWorker, "cache-audit worker");
+  else auditWorker.on("error", (e) => log.warn({ err: coerceError(e).message }, "cache-audit worker error"));
   log.info({ store: env.SIEVE_SEMANTIC_CACHE, embedder: embedder.id }, "semantic cache ready");
 
   return {

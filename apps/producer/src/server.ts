@@ -1,7 +1,7 @@
 /** Builds the API context (queues, waiter) and starts the HTTP server. */
-import type { Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import { Queue } from "bullmq";
-import { BATCH_LANE_QUEUE, MAINTENANCE_QUEUE, createRedis, realtimeQueueName, type Db, type Env, type Logger, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
+import { BATCH_LANE_QUEUE, DependencyMonitor, MAINTENANCE_QUEUE, createRedis, dependencyPorts, ping, realtimeQueueName, type Db, type Env, type Logger, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
 import { createApp } from "./app.js";
 import type { ApiContext } from "./context.js";
 import { JobWaiter } from "./waiter.js";
@@ -41,15 +41,25 @@ export async function startApi(opts: {
   const prefix = env.SIEVE_QUEUE_PREFIX;
   const redis = createRedis(env.REDIS_URL, "producer");
   const queueConn = createRedis(env.REDIS_URL, "producer");
+  const monitor = new DependencyMonitor({
+    role: "api",
+    log: opts.log,
+    ports: dependencyPorts({ postgres: env.DATABASE_URL, redis: env.REDIS_URL }),
+    probes: { postgres: () => ping(opts.db), redis: () => redis.ping() },
+  });
   const queues = new Map<ProviderName, Queue>();
   for (const name of opts.endpoints.keys()) queues.set(name, new Queue(realtimeQueueName(name), { connection: queueConn, prefix }));
   const extraQueues = [new Queue(MAINTENANCE_QUEUE, { connection: queueConn, prefix })];
   // Batch lane housekeeping queue in Bull Board (issue 4).
   if (env.SIEVE_BATCH_LANE) extraQueues.push(new Queue(BATCH_LANE_QUEUE, { connection: queueConn, prefix }));
-  const waiter = new JobWaiter(createRedis(env.REDIS_URL, "subscriber"), prefix, opts.log);
+  const subscriber = createRedis(env.REDIS_URL, "subscriber");
+  // Every connection and Queue reports here: one JSON log line per outage, never a raw stack.
+  for (const [e, name] of [[redis, "redis"], [queueConn, "redis queues"], [subscriber, "redis events"]] as const) monitor.watch(e, name);
+  for (const q of [...queues.values(), ...extraQueues]) monitor.watch(q, `queue ${q.name}`);
+  const waiter = new JobWaiter(subscriber, prefix, opts.log);
   const ownSemantic =
     !opts.semantic && env.SIEVE_CACHE_ENABLED && env.SIEVE_SEMANTIC_CACHE !== "off"
-      ? await createSemanticService({ env, db: opts.db, log: opts.log, endpoints: opts.endpoints, pglite: opts.pglite, vectorDataDir: opts.vectorDataDir })
+      ? await createSemanticService({ env, db: opts.db, log: opts.log, endpoints: opts.endpoints, pglite: opts.pglite, vectorDataDir: opts.vectorDataDir, monitor })
       : undefined;
   const semantic = opts.semantic ?? ownSemantic;
   const dedup =
@@ -63,7 +73,7 @@ export async function startApi(opts: {
           log: opts.log,
         })
       : undefined);
-  const ctx: ApiContext = { env, db: opts.db, redis, queues, endpoints: opts.endpoints, waiter, log: opts.log, extraQueues, ...(dedup ? { dedup } : {}) };
+  const ctx: ApiContext = { env, db: opts.db, redis, queues, endpoints: opts.endpoints, waiter, log: opts.log, monitor, startedAt: Date.now(), extraQueues, ...(dedup ? { dedup } : {}) };
   // Batch lane (issue 4): ctx.batchLane makes submit.ts accept lane "batch"; /v1/bulk is always on.
   let lane: BatchLaneApi | undefined;
   if (env.SIEVE_BATCH_LANE) {
@@ -72,10 +82,30 @@ export async function startApi(opts: {
   }
   const app = createApp(ctx, [bulkRouter(ctx, lane), ...(lane ? [batchesRouter(ctx, lane)] : [])]);
   const inbox: InboxHandle | undefined = env.SIEVE_BULK_CRON ? await startInbox(ctx, lane) : undefined;
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(env.PORT, env.HOST, () => resolve(s));
-    s.once("error", reject);
-  });
+  // Not app.listen(): express 5 calls its callback on an error too, so a busy port looked like
+  // "listening" while nothing was served. A listen error rejects here and the process exits.
+  const server = createServer(app);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(env.PORT, env.HOST, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (e) {
+    monitor.close();
+    await waiter.close();
+    await ownSemantic?.close();
+    await inbox?.close();
+    await lane?.close();
+    await Promise.allSettled([...queues.values(), ...extraQueues].map((q) => q.close()));
+    await Promise.allSettled([redis.quit(), queueConn.quit()]);
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === "EADDRINUSE") throw new ListenError(`PORT ${env.PORT} on HOST ${env.HOST} is already in use (EADDRINUSE): stop the other process or set PORT`, e);
+    if (err.code === "EACCES") throw new ListenError(`PORT ${env.PORT} on HOST ${env.HOST} needs privileges (EACCES): set PORT above 1023`, e);
+    throw e;
+  }
   // Long-polls can last SIEVE_MAX_WAIT_MS: keep the socket open a little longer than that.
   server.requestTimeout = env.SIEVE_MAX_WAIT_MS + 30_000;
   // A bulk upload (POST /v1/bulk) streams for as long as its body takes to arrive (issue 4).
@@ -99,7 +129,16 @@ export async function startApi(opts: {
       await inbox?.close();
       await lane?.close();
       await Promise.allSettled([...queues.values(), ...extraQueues].map((q) => q.close()));
+      monitor.close();
       await Promise.allSettled([redis.quit(), queueConn.quit()]);
     },
   };
+}
+
+/** The API could not listen (busy port, no permission): the process must exit non-zero. */
+export class ListenError extends Error {
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+    this.name = "ListenError";
+  }
 }

@@ -171,7 +171,8 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
     await markEnqueued(ctx.db, jobId, parcels.length);
   } catch (e) {
     await deleteJob(ctx.db, jobId).catch(() => {});
-    throw new HttpError(503, "queue_unavailable", "the queue (Redis) is not reachable; nothing was accepted, retry later", { cause: String(e) });
+    ctx.monitor.report(e, "submit enqueue");
+    throw new HttpError(503, "unavailable", "the queue (Redis) is unavailable; nothing was accepted, retry later");
   }
   return { jobId, itemCount: created.length, cached: cachedCount, parcels: parcels.length };
 }

@@ -1,6 +1,8 @@
 /**
  * Starts the workers of one process: one aggregator per configured provider, and the maintenance
- * queue (sweeper) driven by a BullMQ job scheduler.
+ * queue (sweeper) driven by a BullMQ job scheduler. Every Redis connection, Queue and Worker
+ * reports its errors to one DependencyMonitor, and every job scheduler is re-asserted when Redis
+ * lost it (docs/operations.md#outages).
  */
 import { Queue, Worker } from "bullmq";
 import {
@@ -11,6 +13,12 @@ import {
   batchPolicy,
   coerceError,
   createRedis,
+  safeErrorMessage,
+  DependencyMonitor,
+  dependencyPorts,
+  ScheduleKeeper,
+  ping,
+  writeHeartbeat,
   jobEventsChannel,
   loadPriceTable,
   realtimeQueueName,
@@ -33,6 +41,7 @@ import { ExactCache } from "@sieve/shared/dedup/exact";
 export { Aggregator } from "./aggregator/aggregator.js";
 export { executeBatch } from "./aggregator/execute.js";
 export { sweepOnce } from "./maintenance/sweeper.js";
+export { startWorkerHttp } from "./http.js";
 
 export interface WorkersOptions {
   env: Env;
@@ -53,6 +62,10 @@ export interface WorkersOptions {
 
 export interface WorkersHandle {
   aggregators: Aggregator[];
+  /** Up/down state of Redis and Postgres as this process sees them. */
+  monitor: DependencyMonitor;
+  /** Re-creates job schedulers Redis lost. */
+  schedules: ScheduleKeeper;
   /** The provider Batch API lane, when SIEVE_BATCH_LANE=true (issue 4). */
   batchLane?: BatchLaneHandle;
   close(): Promise<void>;
@@ -63,17 +76,29 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
   const prefix = env.SIEVE_QUEUE_PREFIX;
   const connection = createRedis(env.REDIS_URL, "worker");
   const publisher = createRedis(env.REDIS_URL, "worker");
+  const monitor = new DependencyMonitor({
+    role: "workers",
+    log,
+    ports: dependencyPorts({ postgres: env.DATABASE_URL, redis: env.REDIS_URL }),
+    probes: { postgres: () => ping(db), redis: () => publisher.ping() },
+  });
+  monitor.watch(connection, "redis connection");
+  monitor.watch(publisher, "redis publisher");
+  const schedules = new ScheduleKeeper({ connection, log, everyMs: env.SIEVE_SCHEDULE_CHECK_MS, monitor });
   const prices = loadPriceTable(env.SIEVE_PRICES);
   const providers = opts.providers ?? createProviders(opts.endpoints);
   const channel = jobEventsChannel(prefix);
   const onJobsFinished = (jobs: FinishedJob[]) => {
     for (const j of jobs) {
-      publisher.publish(channel, JSON.stringify(j)).catch((e) => log.warn({ err: coerceError(e).message }, "could not publish job event"));
+      publisher.publish(channel, JSON.stringify(j)).catch((e) => {
+        if (!monitor.report(e, "job events")) log.warn({ err: coerceError(e).message }, "could not publish job event");
+      });
     }
   };
   // Answered items go to the semantic cache through a queue: the API process, which owns the
   // vector store and the embedder, consumes it (embedding stays off the call path).
   const fillQueue = env.SIEVE_CACHE_ENABLED && env.SIEVE_SEMANTIC_CACHE !== "off" ? new Queue(CACHE_FILL_QUEUE, { connection, prefix }) : undefined;
+  if (fillQueue) monitor.watch(fillQueue, "cache-fill queue");
   const semanticFill: SemanticFill | undefined =
     opts.semanticFill ??
     (fillQueue
@@ -119,6 +144,7 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       lockDurationMs: opts.lockDurationMs ?? 30_000,
       log: log.child({ provider: name }),
       onJobsFinished,
+      monitor,
       ...(afterResults ? { afterResults } : {}),
     });
     await agg.start();
@@ -128,26 +154,39 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
   // Maintenance: the sweeper runs on a job scheduler, so exactly one run happens per tick
   // however many worker processes there are.
   const queues = new Map<ProviderName, Queue>();
-  for (const name of providers.keys()) queues.set(name, new Queue(realtimeQueueName(name), { connection, prefix }));
+  for (const name of providers.keys()) {
+    const q = new Queue(realtimeQueueName(name), { connection, prefix });
+    monitor.watch(q, "sweeper queue");
+    queues.set(name, q);
+  }
   const maintenance = new Queue(MAINTENANCE_QUEUE, { connection, prefix });
+  monitor.watch(maintenance, "maintenance queue");
   const sweepEveryMs = opts.sweepEveryMs ?? 30_000;
   let maintenanceWorker: Worker | undefined;
   if (sweepEveryMs > 0) {
-    await maintenance.upsertJobScheduler("sweep", { every: sweepEveryMs }, { name: "sweep", data: { kind: "sweep-unenqueued" } });
+    // The schedule lives in Redis: the keeper re-creates it when Redis comes back without it.
+    await schedules.add(maintenance, "sweep", { every: sweepEveryMs }, { name: "sweep", data: { kind: "sweep-unenqueued" }, opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } });
     maintenanceWorker = new Worker(
       MAINTENANCE_QUEUE,
       async (job) => {
         const data = MaintenanceJob.parse(job.data);
         switch (data.kind) {
-          case "sweep-unenqueued":
-            return sweepOnce({ db, env, queues, log, staleAfterMs: opts.staleAfterMs ?? 60_000 });
+          case "sweep-unenqueued": {
+            const out = await sweepOnce({ db, env, queues, log, staleAfterMs: opts.staleAfterMs ?? 60_000 });
+            // /readyz reads this: no recent sweep means nothing would rescue stranded items.
+            await writeHeartbeat(publisher, prefix, "sweeper");
+            return out;
+          }
           default:
             return assertExhaustive(data.kind);
         }
       },
       { connection, prefix, concurrency: 1 },
     );
-    maintenanceWorker.on("error", (e) => log.warn({ err: coerceError(e).message }, "maintenance worker error"));
+    monitor.watch(maintenanceWorker, "maintenance worker");
+    maintenanceWorker.on("failed", (_job, e) => {
+      if (!monitor.report(e, "sweeper")) log.warn({ err: safeErrorMessage(e) }, "sweep failed; the next tick retries");
+    });
   }
   // Batch lane (issue 4, docs/batch-lane.md): packer and lifecycle poller on job schedulers.
   const batchLane = env.SIEVE_BATCH_LANE
@@ -158,20 +197,27 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
         log: log.child({ lane: "batch" }),
         prices,
         connection,
+        monitor,
+        schedules,
         onJobsFinished,
         ...(exact ? { onAnswered: createBatchAnswerWriter({ db, env, exact, ...(semanticFill ? { semantic: semanticFill } : {}), log }) } : {}),
       })
     : undefined;
+  schedules.start();
   log.info({ providers: [...providers.keys()], concurrency: env.SIEVE_WORKER_CONCURRENCY }, "workers started");
 
   return {
     aggregators,
+    monitor,
+    schedules,
     ...(batchLane ? { batchLane } : {}),
     async close() {
+      schedules.close();
       await batchLane?.close();
       await Promise.allSettled(aggregators.map((a) => a.close()));
       await maintenanceWorker?.close().catch(() => {});
       await Promise.allSettled([maintenance.close(), ...(fillQueue ? [fillQueue.close()] : []), ...[...queues.values()].map((q) => q.close())]);
+      monitor.close();
       await Promise.allSettled([connection.quit(), publisher.quit()]);
     },
   };

@@ -13,7 +13,7 @@ import { createReadStream } from "node:fs";
 import { mkdir, readdir, rename, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Queue, Worker } from "bullmq";
-import { BULK_INBOX_QUEUE, BulkInboxJob, HttpError, coerceError, createRedis } from "@sieve/shared";
+import { BULK_INBOX_QUEUE, BulkInboxJob, HttpError, ScheduleKeeper, coerceError, createRedis, safeErrorMessage } from "@sieve/shared";
 import type { ApiContext } from "../context.js";
 import { ingestBulk, type IngestReport } from "./ingest.js";
 import type { BatchLaneApi } from "./lane.js";
@@ -93,7 +93,12 @@ export async function startInbox(ctx: ApiContext, lane: BatchLaneApi | undefined
   const connection = createRedis(env.REDIS_URL, "worker");
   const prefix = env.SIEVE_QUEUE_PREFIX;
   const queue = new Queue(BULK_INBOX_QUEUE, { connection, prefix });
-  await queue.upsertJobScheduler("bulk-inbox", { pattern: env.SIEVE_BULK_CRON!, tz: env.SIEVE_BULK_CRON_TZ }, { name: "scan-inbox", data: { kind: "scan-inbox" }, opts: { removeOnComplete: 50, removeOnFail: 50 } });
+  ctx.monitor.watch(connection, "inbox redis");
+  ctx.monitor.watch(queue, "inbox queue");
+  // The cron lives in Redis: re-created when Redis comes back without it (docs/operations.md#outages).
+  const schedules = new ScheduleKeeper({ connection, log: ctx.log, everyMs: env.SIEVE_SCHEDULE_CHECK_MS, monitor: ctx.monitor });
+  await schedules.add(queue, "bulk-inbox", { pattern: env.SIEVE_BULK_CRON!, tz: env.SIEVE_BULK_CRON_TZ }, { name: "scan-inbox", data: { kind: "scan-inbox" }, opts: { removeOnComplete: 50, removeOnFail: 50 } });
+  schedules.start();
   const worker = new Worker(
     BULK_INBOX_QUEUE,
     async (job) => {
@@ -103,11 +108,15 @@ export async function startInbox(ctx: ApiContext, lane: BatchLaneApi | undefined
     },
     { connection, prefix, concurrency: 1 },
   );
-  worker.on("error", (e) => ctx.log.warn({ err: coerceError(e).message }, "inbox worker error"));
+  ctx.monitor.watch(worker, "inbox worker");
+  worker.on("failed", (_job, e) => {
+    if (!ctx.monitor.report(e, "inbox")) ctx.log.warn({ err: safeErrorMessage(e) }, "inbox run failed; the next run retries");
+  });
   ctx.log.info({ cron: env.SIEVE_BULK_CRON, tz: env.SIEVE_BULK_CRON_TZ, inbox: env.SIEVE_BULK_INBOX }, "nightly bulk inbox scheduled");
   return {
     scanNow: () => scanInbox(ctx, lane),
     async close() {
+      schedules.close();
       await worker.close().catch(() => {});
       await queue.close().catch(() => {});
       await connection.quit().catch(() => {});

@@ -31,6 +31,7 @@ export interface BatchLaneApi {
 
 export function createBatchLane(deps: { env: Env; db: Db; connection: Redis; log: Logger; ctx: () => ApiContext }): BatchLaneApi {
   const queue = new Queue(BATCH_LANE_QUEUE, { connection: deps.connection, prefix: deps.env.SIEVE_QUEUE_PREFIX });
+  deps.ctx().monitor.watch(queue, "batch lane queue");
   const kick = async () => {
     await queue.add("pack", { kind: "pack" }, { deduplication: { id: PACK_KICK_ID, ttl: 1_000 }, removeOnComplete: true, removeOnFail: true });
   };

@@ -23,6 +23,7 @@ import {
   ProviderError,
   coerceError,
   countTokens,
+  safeErrorMessage,
   realtimeQueueName,
   type BatchPolicy,
   type Db,
@@ -30,11 +31,14 @@ import {
   type PriceTable,
   type ProviderName,
   type NewResult,
+  type Dependency,
+  type DependencyMonitor,
 } from "@sieve/shared";
-import { itemsWithResults, recordOutcome, type FinishedJob } from "@sieve/shared/db/ops/results";
+import { itemsWithResults, type FinishedJob } from "@sieve/shared/db/ops/results";
 import type { LlmProvider } from "../providers/types.js";
 import { executeBatch, type BatchItem } from "./execute.js";
 import type { LandedResult } from "../dedup/afterResults.js";
+import { HeldParcels, OUTAGE_DELAY_MS, type Held } from "./held.js";
 
 export interface AggregatorOptions {
   db: Db;
@@ -58,15 +62,8 @@ export interface AggregatorOptions {
   onCall?: (info: { provider: ProviderName; model: string; items: number; calls: number }) => void;
   /** Results that were inserted (cache writes, coalesced followers). */
   afterResults?: (landed: LandedResult[]) => Promise<void>;
-}
-
-interface Held {
-  job: Job;
-  token: string;
-  parcel: Parcel;
-  /** Items of this parcel not yet settled (final or transient-failed). */
-  outstanding: number;
-  transientError?: ProviderError;
+  /** Up/down state of Redis and Postgres: outages are logged once and waited out (docs/operations.md#outages). */
+  monitor: DependencyMonitor;
 }
 
 interface PendingItem extends BatchItem {
@@ -87,7 +84,7 @@ export class Aggregator {
   private readonly worker: Worker;
   private readonly queue: Queue;
   private readonly bins = new Map<string, Bin>();
-  private readonly held = new Map<string, Held>();
+  private readonly held: HeldParcels;
   private heldItems = 0;
   private inFlight = 0;
   private readonly waiters: Array<() => void> = [];
@@ -113,9 +110,26 @@ export class Aggregator {
       maxStalledCount: 1_000,
       autorun: false,
     });
-    this.worker.on("error", (err) => opts.log.warn({ err: coerceError(err).message }, "worker connection error"));
     this.queue = new Queue(this.queueName, { connection: opts.connection, prefix: opts.prefix });
+    this.held = new HeldParcels({
+      db: opts.db,
+      log: opts.log,
+      monitor: opts.monitor,
+      lockMs: this.lockMs,
+      ...(opts.maxRateLimitRetries !== undefined ? { maxRateLimitRetries: opts.maxRateLimitRetries } : {}),
+      ...(opts.onJobsFinished ? { onJobsFinished: opts.onJobsFinished } : {}),
+      ...(opts.afterResults ? { afterResults: opts.afterResults } : {}),
+    });
+    // An emitter without an 'error' listener prints raw stacks (BullMQ falls back to console.error).
+    opts.monitor.watch(this.worker, "aggregator worker");
+    opts.monitor.watch(this.queue, "aggregator queue");
   }
+
+  /** Reports an error to the monitor; returns the dependency when it is an outage. */
+  private outage(e: unknown, component: string): Dependency | "unknown" | undefined {
+    return this.opts.monitor.report(e, component);
+  }
+
 
   /** Most items held (waiting in bins or for a call slot) before fetching pauses. */
   private get maxHeldItems(): number {
@@ -126,37 +140,57 @@ export class Aggregator {
   async start(): Promise<void> {
     await this.worker.waitUntilReady();
     await this.worker.startStalledCheckTimer();
-    this.lockTimer = setInterval(() => void this.extendLocks(), Math.floor(this.lockMs / 3));
+    this.lockTimer = setInterval(() => void this.held.extendLocks(), Math.floor(this.lockMs / 3));
     this.loop = this.fetchLoop();
   }
 
+  /**
+   * Pulls parcels until close(). Nothing in here may end the loop but close(): an outage of Redis
+   * or Postgres is waited out with back-off (docs/operations.md#outages), and any other failure
+   * is logged and the loop goes on (an unhandled rejection here once killed every worker process).
+   */
   private async fetchLoop(): Promise<void> {
+    let backoff = 250;
     while (!this.stopping) {
-      if (this.heldItems >= this.maxHeldItems) {
-        await new Promise<void>((r) => this.waiters.push(r));
-        continue;
-      }
-      const token = `${this.worker.id}:${randomUUID()}`;
-      let job: Job | undefined;
-      const asked = Date.now();
       try {
-        job = (await this.worker.getNextJob(token, { block: true })) ?? undefined;
+        if (this.heldItems >= this.maxHeldItems) {
+          await new Promise<void>((r) => this.waiters.push(r));
+          continue;
+        }
+        // Parcels fetched now could not be checked against Postgres: leave them in the queue.
+        if (!this.opts.monitor.isUp("postgres")) {
+          await this.opts.monitor.waitUp("postgres", 5_000);
+          continue;
+        }
+        const token = `${this.worker.id}:${randomUUID()}`;
+        let job: Job | undefined;
+        const asked = Date.now();
+        try {
+          job = (await this.worker.getNextJob(token, { block: true })) ?? undefined;
+        } catch (e) {
+          if (this.stopping) break;
+          if (!this.outage(e, "aggregator fetch")) this.opts.log.warn({ err: safeErrorMessage(e) }, "getNextJob failed; retrying");
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, 5_000);
+          continue;
+        }
+        backoff = 250;
+        if (!job) {
+          // getNextJob returns at once while the queue is rate-limited: do not spin.
+          if (Date.now() - asked < 10) await sleep(Math.min(1_000, Math.max(50, this.pausedUntil - Date.now())));
+          continue;
+        }
+        if (this.stopping) {
+          await job.moveToWait(token).catch(() => {});
+          break;
+        }
+        await this.accept(job, token);
       } catch (e) {
         if (this.stopping) break;
-        this.opts.log.warn({ err: coerceError(e).message }, "getNextJob failed; retrying");
-        await sleep(500);
-        continue;
+        if (!this.outage(e, "aggregator")) this.opts.log.error({ err: safeErrorMessage(e) }, "aggregator fetch loop error; continuing");
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, 5_000);
       }
-      if (!job) {
-        // getNextJob returns at once while the queue is rate-limited: do not spin.
-        if (Date.now() - asked < 10) await sleep(Math.min(1_000, Math.max(50, this.pausedUntil - Date.now())));
-        continue;
-      }
-      if (this.stopping) {
-        await job.moveToWait(token).catch(() => {});
-        break;
-      }
-      await this.accept(job, token);
     }
   }
 
@@ -169,15 +203,34 @@ export class Aggregator {
       return;
     }
     const parcel = parsed.data;
+    const again = this.held.get(job.id!);
+    if (again) {
+      // The same parcel delivered to us a second time: our lock lapsed (a stalled check ran while
+      // the event loop was busy, or Redis lost the lock) and BullMQ handed it back to this process.
+      // Its items are already in our bins or calls: adopt the new lock and settle it ONCE with it,
+      // instead of holding it twice (two settles, the second failing with "Missing lock").
+      again.job = job;
+      again.token = token;
+      again.lockLost = false;
+      return;
+    }
     // On a retry or after a crash some items already have results: send only the others.
-    const done = await itemsWithResults(this.opts.db, parcel.items.map((i) => i.itemId));
+    let done: Set<number>;
+    try {
+      done = await itemsWithResults(this.opts.db, parcel.items.map((i) => i.itemId));
+    } catch (e) {
+      if (!this.outage(e, "aggregator")) throw e;
+      // Postgres is away: hand the parcel back (not counted as an attempt) and wait.
+      await job.moveToDelayed(Date.now() + OUTAGE_DELAY_MS, token).catch(() => {});
+      return;
+    }
     const todo = parcel.items.filter((i) => !done.has(i.itemId));
     const held: Held = { job, token, parcel, outstanding: todo.length };
     if (todo.length === 0) {
-      await this.settleParcel(held);
+      await this.held.settle(held);
       return;
     }
-    this.held.set(job.id!, held);
+    this.held.add(held);
     const bin = this.binFor(parcel);
     const now = Date.now();
     for (const it of todo) {
@@ -282,10 +335,17 @@ export class Aggregator {
       transient = res.transient;
       this.opts.onCall?.({ provider: this.opts.provider.name, model: rep.model, items: items.length, calls: res.calls });
     } catch (e) {
-      // Database unreachable or a bug: treat like a transient failure; BullMQ retries the parcels.
       const err = coerceError(e);
-      this.opts.log.error({ err: err.message, batchKey: rep.batchKey }, "batch execution failed");
-      transient = { itemIds: items.filter((i) => !final.has(i.itemId)).map((i) => i.itemId), error: new ProviderError({ provider: this.opts.provider.name, kind: "server", message: `internal: ${err.message}`, cause: e }) };
+      if (this.outage(e, "aggregator call")) {
+        // Postgres (or Redis) went away under the call: the parcels are retried once it is back,
+        // without using one of their provider attempts.
+        for (const it of items) it.held.infraError = true;
+      } else {
+        // A bug: treat like a transient failure; BullMQ retries the parcels with back-off.
+        const message = safeErrorMessage(err);
+        this.opts.log.error({ err: message, batchKey: rep.batchKey }, "batch execution failed");
+        transient = { itemIds: items.filter((i) => !final.has(i.itemId)).map((i) => i.itemId), error: new ProviderError({ provider: this.opts.provider.name, kind: "server", message: `internal: ${message}`, cause: e }) };
+      }
     } finally {
       this.inFlight--;
       this.heldItems -= items.length;
@@ -303,7 +363,7 @@ export class Aggregator {
       if (transientIds.has(it.itemId)) it.held.transientError = transient!.error;
       touched.add(it.held);
     }
-    for (const h of touched) if (h.outstanding === 0) await this.settleParcel(h);
+    for (const h of touched) if (h.outstanding === 0) await this.held.settle(h);
   }
 
   private landed(items: PendingItem[], rows: NewResult[], inserted: Set<number>): LandedResult[] {
@@ -316,66 +376,6 @@ export class Aggregator {
       if (p && item) out.push({ row, item, parcel: p.held.parcel });
     }
     return out;
-  }
-
-  /** All items of a parcel are settled: complete it, or hand it back to BullMQ for a retry. */
-  private async settleParcel(h: Held): Promise<void> {
-    this.held.delete(h.job.id!);
-    const { job, token } = h;
-    try {
-      if (!h.transientError) {
-        await job.moveToCompleted({ items: h.parcel.items.length }, token, false);
-        return;
-      }
-      const err = h.transientError;
-      const rl = (job.data as { rateLimited?: number }).rateLimited ?? 0;
-      if (err.kind === "rate_limited" && rl < (this.opts.maxRateLimitRetries ?? 50)) {
-        await job.updateData({ ...h.parcel, rateLimited: rl + 1 });
-        await job.moveToDelayed(Date.now() + (err.retryAfterMs ?? 1_000), token);
-        return;
-      }
-      const attempts = job.opts.attempts ?? 1;
-      if (job.attemptsMade + 1 < attempts) {
-        await job.moveToFailed(new Error(`${err.provider} ${err.kind}: ${err.message}`), token);
-        return;
-      }
-      // Out of attempts: every item still without a result ends with an explicit error.
-      const done = await itemsWithResults(this.opts.db, h.parcel.items.map((i) => i.itemId));
-      const rows = h.parcel.items
-        .filter((i) => !done.has(i.itemId))
-        .map((i) => ({
-          itemId: i.itemId,
-          jobId: h.parcel.jobId,
-          tenantId: h.parcel.tenantId,
-          status: "error" as const,
-          errorCode: "provider_unavailable",
-          errorMessage: `${err.provider} failed ${attempts} times (${err.kind}${err.status ? ` ${err.status}` : ""}): ${err.message}`.slice(0, 2000),
-          provider: h.parcel.provider,
-          model: h.parcel.model,
-        }));
-      const out = await recordOutcome(this.opts.db, null, rows);
-      if (this.opts.afterResults) {
-        const inserted = new Set(out.inserted);
-        const byId = new Map(h.parcel.items.map((i) => [i.itemId, i]));
-        await this.opts.afterResults(rows.filter((r) => inserted.has(r.itemId)).map((r) => ({ row: r, item: byId.get(r.itemId)!, parcel: h.parcel })));
-      }
-      if (out.finishedJobs.length > 0) this.opts.onJobsFinished?.(out.finishedJobs);
-      await job.moveToCompleted({ items: h.parcel.items.length, exhausted: true }, token, false);
-    } catch (e) {
-      // Lost the lock (another worker took the parcel after a stall) or Redis hiccup: the parcel
-      // will be re-run elsewhere; persisted results make that safe.
-      this.opts.log.warn({ jobId: job.id, err: coerceError(e).message }, "could not settle parcel");
-    }
-  }
-
-  private async extendLocks(): Promise<void> {
-    for (const h of this.held.values()) {
-      try {
-        await h.job.extendLock(h.token, this.lockMs);
-      } catch (e) {
-        this.opts.log.warn({ jobId: h.job.id, err: coerceError(e).message }, "could not extend parcel lock");
-      }
-    }
   }
 
   /** Counts for metrics and tests. */

@@ -11,7 +11,7 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import { BATCH_LANE_QUEUE, BatchLaneJob, PACK_KICK_ID, coerceError, type Db, type Env, type Logger, type PriceTable, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
+import { BATCH_LANE_QUEUE, BatchLaneJob, PACK_KICK_ID, coerceError, safeErrorMessage, type DependencyMonitor, type ScheduleKeeper, type Db, type Env, type Logger, type PriceTable, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
 import type { NewResult } from "@sieve/shared";
 import type { FinishedJob } from "@sieve/shared/db/ops/results";
 import { AnthropicBatchApi } from "./anthropic.js";
@@ -29,6 +29,10 @@ export interface BatchLaneOptions {
   prices: PriceTable;
   /** A worker connection (maxRetriesPerRequest: null). */
   connection: Redis;
+  /** Outages are logged once per dependency, not once per tick (docs/operations.md#outages). */
+  monitor: DependencyMonitor;
+  /** Re-creates the pack/poll schedulers when Redis lost them. */
+  schedules: ScheduleKeeper;
   onJobsFinished?: (jobs: FinishedJob[]) => void;
   /** Valid answers just persisted (the caches are written from here). */
   onAnswered?: (rows: NewResult[]) => Promise<void>;
@@ -94,6 +98,7 @@ export async function startBatchLane(opts: BatchLaneOptions): Promise<BatchLaneH
     ...(opts.onAnswered ? { onAnswered: opts.onAnswered } : {}),
   };
   const queue = new Queue(BATCH_LANE_QUEUE, { connection: opts.connection, prefix });
+  opts.monitor.watch(queue, "batch lane queue");
   const pack = exclusive(() => packOnce(deps));
   const poll = exclusive(async () => {
     const r = await pollOnce(deps);
@@ -104,8 +109,8 @@ export async function startBatchLane(opts: BatchLaneOptions): Promise<BatchLaneH
     return r;
   });
   const keep = { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } };
-  await queue.upsertJobScheduler("batch-pack", { every: env.SIEVE_BATCH_PACK_EVERY_MS }, { name: "pack", data: { kind: "pack" }, opts: keep });
-  await queue.upsertJobScheduler("batch-poll", { every: env.SIEVE_BATCH_POLL_EVERY_MS }, { name: "poll", data: { kind: "poll" }, opts: keep });
+  await opts.schedules.add(queue, "batch-pack", { every: env.SIEVE_BATCH_PACK_EVERY_MS }, { name: "pack", data: { kind: "pack" }, opts: keep });
+  await opts.schedules.add(queue, "batch-poll", { every: env.SIEVE_BATCH_POLL_EVERY_MS }, { name: "poll", data: { kind: "poll" }, opts: keep });
   const worker = new Worker(
     BATCH_LANE_QUEUE,
     async (job) => {
@@ -116,8 +121,10 @@ export async function startBatchLane(opts: BatchLaneOptions): Promise<BatchLaneH
     // pack and poll may run side by side (a long upload must not delay settling); each is exclusive in-process.
     { connection: opts.connection, prefix, concurrency: 2, lockDuration: 60_000 },
   );
-  worker.on("error", (e) => log.warn({ err: coerceError(e).message }, "batch lane worker error"));
-  worker.on("failed", (job, e) => log.warn({ job: job?.name, err: coerceError(e).message }, "batch lane run failed; the next tick retries"));
+  opts.monitor.watch(worker, "batch lane worker");
+  worker.on("failed", (job, e) => {
+    if (!opts.monitor.report(e, "batch lane")) log.warn({ job: job?.name, err: safeErrorMessage(e) }, "batch lane run failed; the next tick retries");
+  });
   log.info({ providers: [...deps.apis.keys()], packEveryMs: env.SIEVE_BATCH_PACK_EVERY_MS, pollEveryMs: env.SIEVE_BATCH_POLL_EVERY_MS }, "batch lane started");
   return {
     deps,

@@ -11,7 +11,7 @@
  *
  * Each batch is handled under its lease, so two pollers never work on one batch at once.
  */
-import { coerceError } from "@sieve/shared";
+import { classifyInfraError, coerceError, dependencyPorts } from "@sieve/shared";
 import { batchesToPoll, updateBatch, UNSUBMITTED_STATES, type ProviderBatchRow } from "@sieve/shared/db/ops/batchLane";
 import type { LaneDeps } from "./context.js";
 import { settleBatch, type SettleReport } from "./settle.js";
@@ -76,6 +76,9 @@ export async function pollOnce(deps: LaneDeps): Promise<PollReport> {
     try {
       await followOne(deps, row, report);
     } catch (e) {
+      // Postgres or Redis away: stop this run (the lane logs the outage once); the next tick retries.
+      const dep = classifyInfraError(e, dependencyPorts({ postgres: deps.env.DATABASE_URL, redis: deps.env.REDIS_URL }));
+      if (dep === "postgres" || dep === "redis") throw e;
       // One batch's trouble (provider 5xx, network) never stops the others; the next tick retries.
       const msg = coerceError(e).message.slice(0, 2000);
       deps.log.warn({ batchId: row.id, provider: row.provider, err: msg }, "poll of a batch failed; retried next tick");

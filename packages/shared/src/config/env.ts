@@ -188,6 +188,22 @@ export const Env = z
     SIEVE_BULK_MAX_REPORTED_ERRORS: Int(100, 0, 100_000),
     /** Longest a bulk upload may take to arrive, in ms (the HTTP server's request timeout). @defaultValue 3600000 */
     SIEVE_BULK_TIMEOUT_MS: Int(3_600_000, 1_000),
+    /**
+     * How often every process checks that the job schedulers it owns (sweeper, batch lane, bulk
+     * inbox cron) still exist in Redis and re-creates missing ones (Redis lost its data), in ms.
+     * Also checked at once after every reconnect (docs/operations.md#outages). @defaultValue 15000
+     */
+    SIEVE_SCHEDULE_CHECK_MS: Int(15_000, 100),
+    /**
+     * /readyz answers 503 when no sweeper run was seen for this long (no workers process runs the
+     * recovery machinery), in ms; 0 = do not check. @defaultValue 120000
+     */
+    SIEVE_READY_SWEEPER_MAX_AGE_MS: Int(120_000, 0),
+    /**
+     * Port of a workers-only process's /metrics, /healthz and /readyz (SIEVE_ROLE=workers; the API
+     * serves its own). 0 = none. @defaultValue 0
+     */
+    SIEVE_WORKER_METRICS_PORT: Int(0, 0, 65535),
     /** Run API, workers or both in this process. @defaultValue "all" */
     SIEVE_ROLE: z.enum(["all", "api", "workers"]).default("all"),
     /** pino log level. @defaultValue "info" */

@@ -32,6 +32,8 @@ export interface OpenDbOptions {
   dataDir?: string | undefined;
   /** Max pooled connections (node-postgres). @defaultValue 10 */
   poolSize?: number | undefined;
+  /** How long to wait for a new connection before the query fails (an unreachable server), in ms. @defaultValue 5000 */
+  connectTimeoutMs?: number | undefined;
   /** Run migrations on open. @defaultValue true */
   migrate?: boolean | undefined;
 }
@@ -39,9 +41,14 @@ export interface OpenDbOptions {
 export async function openDb(opts: OpenDbOptions = {}): Promise<DbHandle> {
   const runMigrations = opts.migrate ?? true;
   if (opts.url) {
-    const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 10 });
+    // Without a connect timeout a query waits forever for a server that drops packets.
+    const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 10, connectionTimeoutMillis: opts.connectTimeoutMs ?? 5_000 });
     // An idle client erroring (server restart) must not crash the process; the pool replaces it.
     pool.on("error", () => {});
+    // pg-pool removes its listener while a client is checked out (a transaction between two
+    // statements): a server shutdown then emitted 'error' on that client with no listener, which
+    // killed the process. The statement in flight still rejects with the error.
+    pool.on("connect", (client) => client.on("error", () => {}));
     const db = drizzlePg(pool, { schema }) as unknown as Db;
     if (runMigrations) await migratePg(drizzlePg(pool), { migrationsFolder: MIGRATIONS_DIR });
     return { db, kind: "postgres", close: () => pool.end() };
