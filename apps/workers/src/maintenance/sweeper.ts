@@ -7,6 +7,7 @@
 import type { Queue } from "bullmq";
 import { countTokens, type Db, type Env, type Logger, type Parcel, type ProviderName, TaskParams, parcelJobId } from "@sieve/shared";
 import { markEnqueued, pendingItemsOfJob, staleJobs } from "@sieve/shared/db/ops/jobs";
+import { purgeIdempotencyKeys } from "@sieve/shared/db/ops/idempotency";
 
 const LIVE_STATES = new Set(["waiting", "active", "delayed", "prioritized", "waiting-children"]);
 
@@ -20,6 +21,8 @@ export interface SweepOptions {
 }
 
 export async function sweepOnce(opts: SweepOptions): Promise<{ repaired: number; items: number }> {
+  // Idempotency keys past their retention (README, "Idempotency-Key"): one indexed delete per tick.
+  await purgeIdempotencyKeys(opts.db, opts.env.SIEVE_IDEMPOTENCY_TTL_HOURS);
   const stale = await staleJobs(opts.db, new Date(Date.now() - (opts.staleAfterMs ?? 60_000)));
   let repaired = 0;
   let itemsRequeued = 0;
