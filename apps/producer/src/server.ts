@@ -9,7 +9,7 @@ import { JobWaiter } from "./waiter.js";
 import { createBatchLane, type BatchLaneApi } from "./bulk/lane.js";
 import { startInbox, type InboxHandle } from "./bulk/inbox.js";
 import { bulkRouter } from "./routes/bulk.js";
-import { batchesRouter } from "./routes/batches.js";
+import { batchesDisabledRouter, batchesRouter } from "./routes/batches.js";
 import { createDedup, type SemanticLookup } from "./dedup.js";
 import { createSemanticService } from "./semantic.js";
 import type { PGlite } from "@electric-sql/pglite";
@@ -70,7 +70,7 @@ export async function startApi(opts: {
     lane = createBatchLane({ env, db: opts.db, connection: queueConn, log: opts.log.child({ lane: "batch" }), ctx: () => ctx });
     ctx.batchLane = lane;
   }
-  const app = createApp(ctx, [bulkRouter(ctx, lane), ...(lane ? [batchesRouter(ctx, lane)] : [])]);
+  const app = createApp(ctx, [bulkRouter(ctx, lane), lane ? batchesRouter(ctx, lane) : batchesDisabledRouter()]);
   const inbox: InboxHandle | undefined = env.SIEVE_BULK_CRON ? await startInbox(ctx, lane) : undefined;
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(env.PORT, env.HOST, () => resolve(s));

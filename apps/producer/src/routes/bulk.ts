@@ -22,18 +22,19 @@ import { checkReplay, idempotencyKeyOf, markReplayed } from "../idempotency.js";
 export function bulkRouter(ctx: ApiContext, lane: BatchLaneApi | undefined): Router {
   const r = Router();
   r.post("/v1/bulk", (req: Request, res: Response, next: NextFunction) => {
+    let body: HashedBody | undefined;
     (async () => {
       const { tenantId } = tenantOf(res);
       const key = idempotencyKeyOf(req);
       const ttlHours = ctx.env.SIEVE_IDEMPOTENCY_TTL_HOURS;
       const base = { tenantId, ...(lane ? { lane } : {}) };
+      body = new HashedBody(req, { hash: key !== undefined });
       if (!key) {
-        res.status(202).json(bulkAnswer(await ingestBulk(ctx, req, base)));
+        res.status(202).json(bulkAnswer(await ingestBulk(ctx, body, base)));
         return;
       }
-      const body = new HashedBody(req);
       const replay = async (prior: IdempotencyRow) => {
-        if (prior.requestHash !== null) checkReplay(prior, "bulk", await body.drain());
+        if (prior.requestHash !== null) checkReplay(prior, "bulk", await body!.drain());
         else checkReplay(prior, "bulk", ""); // 409: the first upload is still arriving
         markReplayed(res);
         const stored = (prior.response ?? { id: prior.jobId }) as Record<string, unknown>;
@@ -46,7 +47,7 @@ export function bulkRouter(ctx: ApiContext, lane: BatchLaneApi | undefined): Rou
       const prior = await findIdempotencyKey(ctx.db, tenantId, key, ttlHours);
       if (prior) return replay(prior);
       try {
-        res.status(202).json(bulkAnswer(await ingestBulk(ctx, body, { ...base, idempotency: { key, ttlHours, body } })));
+        res.status(202).json(bulkAnswer(await ingestBulk(ctx, body, { ...base, idempotency: { key, ttlHours, body: body! } })));
       } catch (e) {
         // A concurrent upload with the same key claimed it first.
         const winner = e instanceof IdempotencyKeyTaken ? await findIdempotencyKey(ctx.db, tenantId, key, ttlHours) : undefined;
@@ -54,10 +55,30 @@ export function bulkRouter(ctx: ApiContext, lane: BatchLaneApi | undefined): Rou
         throw e;
       }
     })().catch((e: unknown) => {
-      // The client may still be sending: do not read the rest of the body, close after answering.
-      if (!req.readableEnded) res.setHeader("connection", "close");
       next(e);
+      // The client may still be sending. Closing at once would reset the connection and the
+      // client could lose this answer ("fetch failed"): read the rest off the connection for a
+      // while (a lingering close), then cut it.
+      if (!req.readableEnded) lingerThenClose(req, body);
     });
   });
   return r;
+}
+
+/** How long a refused upload is read (and dropped) after its answer, in ms. */
+const LINGER_MS = 10_000;
+
+function lingerThenClose(req: Request, body: HashedBody | undefined): void {
+  const timer = setTimeout(() => req.socket?.destroy(), LINGER_MS);
+  timer.unref();
+  const drained = body ? body.drain() : (async () => {
+    for await (const _ of req) void _;
+  })();
+  drained.then(
+    () => clearTimeout(timer),
+    () => {
+      clearTimeout(timer);
+      req.socket?.destroy();
+    },
+  );
 }
