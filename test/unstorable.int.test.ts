@@ -60,6 +60,12 @@ describe("bytes Postgres cannot store", () => {
     }
   });
 
+  test("a query parameter with U+0000 is a 400 naming it", async () => {
+    const r = await h.call("acme", "GET", "/v1/usage?since=%00");
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.body.error.message, "since: contains U+0000");
+  });
+
   test("bulk: a line Postgres cannot store is one bad line, reported by number; the others are kept", async () => {
     const lines = [
       JSON.stringify({ task: "classify", labels: LABELS }),
