@@ -5,7 +5,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { sql } from "drizzle-orm";
-import { queryOne } from "@sieve/shared";
+import { queryOne, queryRows } from "@sieve/shared";
 import { startHarness, LABELS, type Harness } from "./support/harness.js";
 
 async function llmItems(h: Harness): Promise<number> {
@@ -90,18 +90,27 @@ describe("exact cache and coalescing", () => {
     assert.equal(miss.body.items[0].cache, null, "expired in Redis and in Postgres");
   });
 
-  test("100 concurrent submissions of the same new text: one LLM item, 100 results", async () => {
+  test("100 concurrent submissions of the same new text: one LLM item per tenant, 100 results", async () => {
     const before = await llmItems(h);
     const text = "Brand new text that nobody has submitted before";
-    const rs = await Promise.all(Array.from({ length: 100 }, (_, i) => h.call(i % 2 ? "acme" : "acme", "POST", "/v1/jobs?wait=30s", classify([{ id: `c${i}`, text }]))));
+    // 90 from one tenant, 10 from another, interleaved: coalescing never crosses tenants.
+    const tenantOf = (i: number) => (i % 10 === 3 ? "globex" : "acme");
+    const rs = await Promise.all(Array.from({ length: 100 }, (_, i) => h.call(tenantOf(i), "POST", "/v1/jobs?wait=30s", classify([{ id: `c${i}`, text }]))));
     assert.ok(rs.every((r) => r.status === 200 && r.body.status === "completed"), "all 100 completed");
-    assert.equal((await llmItems(h)) - before, 1, "exactly one item went to the LLM");
-    const caches = rs.map((r) => r.body.items[0].cache);
-    assert.equal(caches.filter((c) => c === null).length, 1, "one leader");
-    assert.equal(caches.filter((c) => c === "coalesced" || c === "exact").length, 99);
-    assert.ok(caches.includes("coalesced"), "followers waited for the leader");
+    assert.equal((await llmItems(h)) - before, 2, "exactly one item per tenant went to the LLM");
+    for (const tenant of ["acme", "globex"]) {
+      const mine = rs.filter((_, i) => tenantOf(i) === tenant);
+      const caches = mine.map((r) => r.body.items[0].cache);
+      assert.equal(caches.filter((c) => c === null).length, 1, `one leader for ${tenant}`);
+      assert.equal(caches.filter((c) => c === "coalesced" || c === "exact").length, mine.length - 1);
+      assert.ok(caches.includes("coalesced"), `followers of ${tenant} waited for its leader`);
+      // A follower's answer came from a leader of its own tenant.
+      const sources = mine.filter((r) => r.body.items[0].cache === "coalesced").map((r) => r.body.items[0].cacheSource.itemId);
+      const owners = await queryRows<{ tenant_id: string }>(h.db.db, sql`select distinct tenant_id from items where id = any(${sql.param(sources)}::bigint[])`);
+      assert.deepEqual(owners.map((o) => o.tenant_id), [tenant]);
+    }
     const outputs = new Set(rs.map((r) => JSON.stringify(r.body.items[0].output)));
-    assert.equal(outputs.size, 1, "everyone got the leader's answer");
+    assert.equal(outputs.size, 1, "everyone got the same (deterministic) answer");
   });
 
   test("GET /v1/usage reports calls, dollars and cache hits of the tenant only", async () => {
@@ -117,12 +126,23 @@ describe("exact cache and coalescing", () => {
 
   test("a leader that fails passes its error to its followers (nobody waits forever)", async () => {
     const text = "SIM_POISON coalesced poison text";
+    const before = await llmItems(h);
     const rs = await Promise.all(Array.from({ length: 5 }, (_, i) => h.call("acme", "POST", "/v1/jobs?wait=30s", classify([{ id: `p${i}`, text }]))));
     for (const r of rs) {
       assert.equal(r.status, 200, r.text);
       assert.equal(r.body.status, "failed");
       assert.equal(r.body.items[0].status, "error");
     }
+    // Only the leader reached the LLM; the others got its error as followers, not by failing themselves.
+    const caches = rs.map((r) => r.body.items[0].cache);
+    assert.equal(caches.filter((c) => c === null).length, 1, "one leader");
+    assert.equal(caches.filter((c) => c === "coalesced").length, 4, "four followers");
+    const leader = rs.find((r) => r.body.items[0].cache === null)!.body.items[0];
+    for (const r of rs.filter((x) => x.body.items[0].cache === "coalesced")) {
+      assert.equal(r.body.items[0].error.code, leader.error.code, "the leader's error");
+    }
+    const sent = (await llmItems(h)) - before;
+    assert.ok(sent >= 1 && sent <= 2, `only the leader was sent (once, then once alone): ${sent} items`);
   });
 });
 

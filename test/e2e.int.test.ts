@@ -90,13 +90,23 @@ describe("aggregation: many concurrent requests become few multi-item calls", ()
   });
 
   test("tenants are isolated: another tenant's job is 404, and tenants never share a prompt", async () => {
-    const a = await h.call("acme", "POST", "/v1/jobs?wait=20s", { task: "classify", labels: LABELS, items: [{ id: "x1", text: "Stocks fall" }] });
-    const g = await h.call("globex", "POST", "/v1/jobs?wait=20s", { task: "classify", labels: LABELS, items: [{ id: "x1", text: "Stocks rise" }] });
-    assert.equal(a.status, 200);
-    assert.equal(g.status, 200);
+    // Concurrent, same parameters, same moment: only the tenant in the batch key keeps them apart.
+    const before = await queryOne<{ id: number }>(h.db.db, sql`select coalesce(max(id), 0)::int as id from llm_calls`);
+    const send = (tenant: string, i: number) =>
+      h.call(tenant, "POST", "/v1/jobs?wait=20s", { task: "classify", labels: LABELS, items: [{ id: "x1", text: `Stocks ${tenant === "acme" ? "fall" : "rise"} again, take ${i}` }] });
+    const all = await Promise.all([0, 1, 2, 3].flatMap((i) => [send("acme", i), send("globex", i)]));
+    for (const r of all) assert.equal(r.status, 200, r.text);
+    const a = all[0]!;
+    const g = all[1]!;
     assert.equal((await h.call("globex", "GET", `/v1/jobs/${a.body.id}`)).status, 404);
     assert.equal((await h.call("acme", "GET", `/v1/jobs/${g.body.id}/results`)).status, 404);
-    const rows = await queryRows<{ tenants: number }>(h.db.db, sql`select count(distinct r.tenant_id)::int as tenants from results r group by r.llm_call_id`);
+    const rows = await queryRows<{ tenants: number; items: number }>(
+      h.db.db,
+      sql`select count(distinct r.tenant_id)::int as tenants, count(*)::int as items from results r where r.llm_call_id > ${before.id} group by r.llm_call_id`,
+    );
+    assert.ok(rows.length >= 2, "both tenants' items went to the LLM");
     assert.ok(rows.every((r) => r.tenants === 1), "no LLM call answered items of two tenants");
+    // The items did wait together: calls of one tenant packed several of its concurrent requests.
+    assert.ok(rows.some((r) => r.items > 1), `concurrent requests were packed per tenant: ${JSON.stringify(rows)}`);
   });
 });

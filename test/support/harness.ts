@@ -37,6 +37,8 @@ export interface HarnessOptions {
   env?: Record<string, string>;
   workers?: boolean;
   tenants?: string[];
+  /** Logger of the API and in-process workers (default: silent); tests that read the logs pass one. */
+  log?: import("@sieve/shared").Logger;
 }
 
 const silent = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
@@ -71,7 +73,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   };
   const env = parseEnv(envVars);
   const endpoints = providerEndpoints(env);
-  const api = await startApi({ env, db: db.db, endpoints, log: silent, vectorDataDir: "memory://" });
+  const log = opts.log ?? silent;
+  const api = await startApi({ env, db: db.db, endpoints, log, vectorDataDir: "memory://" });
   const keys: Record<string, string> = {};
   for (const t of opts.tenants ?? ["acme", "globex"]) {
     keys[t] = `sk-sieve-test-${t}-${Math.random().toString(36).slice(2)}`;
@@ -101,7 +104,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       return { status: res.status, body: parsed, text };
     },
     async startWorkers(o = {}) {
-      h.workers = await startWorkers({ env, db: db.db, endpoints, log: silent, lockDurationMs: o.lockDurationMs ?? 5_000, sweepEveryMs: o.sweepEveryMs ?? 0, staleAfterMs: o.staleAfterMs ?? 60_000 });
+      h.workers = await startWorkers({ env, db: db.db, endpoints, log, lockDurationMs: o.lockDurationMs ?? 5_000, sweepEveryMs: o.sweepEveryMs ?? 0, staleAfterMs: o.staleAfterMs ?? 60_000 });
       return h.workers;
     },
     spawnWorkerProcess(extraEnv = {}) {

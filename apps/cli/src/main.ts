@@ -12,12 +12,17 @@
  * `submit` streams the file to POST /v1/bulk (a header line built from the flags, then the file's
  * lines as they are read: memory stays flat), shows progress on stderr and prints the job id on
  * stdout. A file whose first line is already a header (`{"task": ...}`) is sent as it is.
+ *
+ * Every submission carries one Idempotency-Key (a fresh UUID), sent again on the CLI's own retries
+ * (no answer, 502/503/504, 409): a retried upload never becomes a second job (docs/retries.md).
+ * Every 4xx/5xx is printed with the server's error code and message.
  */
+import { randomUUID } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
-import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import { Progress } from "./progress.js";
+import { NetworkError, call, streamPost } from "./http.js";
 
 const USAGE = `usage:
   sieve submit <file.jsonl> --task classify --labels a,b,c [--lane batch|realtime] [--provider openai|anthropic|vllm] [--model M] [--instructions TEXT]
@@ -48,16 +53,30 @@ function conn(values: { url?: string | undefined; key?: string | undefined }, en
   return { url, key };
 }
 
-async function apiError(res: Response): Promise<CliError> {
-  const text = await res.text().catch(() => "");
-  let msg = text;
+/** The server's error (code, message, details) as the CLI prints it. */
+export function errorOf(status: number, text: string): CliError {
+  let msg = text.trim() || "(empty body)";
   try {
     const body = JSON.parse(text) as { error?: { code?: string; message?: string; details?: unknown } };
     if (body.error) msg = `${body.error.code}: ${body.error.message}${body.error.details ? `\n${JSON.stringify(body.error.details, null, 2)}` : ""}`;
   } catch {
-    /* not JSON */
+    /* not JSON: print it as it came */
   }
-  return new CliError(`HTTP ${res.status}: ${msg}`);
+  return new CliError(`HTTP ${status}: ${msg}`);
+}
+
+async function apiError(res: Response): Promise<CliError> {
+  return errorOf(res.status, await res.text().catch(() => ""));
+}
+
+/** Retries of one submission (same Idempotency-Key) after no answer, 502/503/504 or 409. */
+const SUBMIT_ATTEMPTS = 5;
+const RETRY_STATUSES = new Set([409, 502, 503, 504]);
+
+/** Seconds of a Retry-After header (capped), else exponential from 1 s. */
+function retryDelayMs(retryAfter: string | string[] | undefined, attempt: number): number {
+  const s = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
+  return Number.isFinite(s) && s >= 0 ? Math.min(s, 30) * 1_000 : Math.min(1_000 * 2 ** (attempt - 1), 15_000);
 }
 
 /** The header line built from the flags (the same fields as POST /v1/jobs, minus items). */
@@ -102,31 +121,46 @@ async function submit(file: string, v: Record<string, string | boolean | undefin
     if (fileHasHeader) throw new CliError("the file starts with a header line: drop --task/--labels, or remove the header", 2);
     header = JSON.stringify(headerFromFlags(v)) + "\n";
   }
-  const progress = new Progress(size + (header ? Buffer.byteLength(header) : 0), err, v["no-progress"] !== true);
-  async function* body(): AsyncGenerator<Uint8Array> {
-    if (header) {
-      const b = Buffer.from(header);
-      progress.add(b.length, 1);
-      yield b;
+  const key = randomUUID();
+  let res: { status: number; text: string } | undefined;
+  for (let attempt = 1; ; attempt++) {
+    const progress = new Progress(size + (header ? Buffer.byteLength(header) : 0), err, v["no-progress"] !== true);
+    const body = async function* (): AsyncGenerator<Uint8Array> {
+      if (header) {
+        const b = Buffer.from(header);
+        progress.add(b.length, 1);
+        yield b;
+      }
+      for await (const chunk of createReadStream(file, { highWaterMark: 256 * 1024 })) {
+        const b = chunk as Buffer;
+        let lines = 0;
+        for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) lines++;
+        progress.add(b.length, lines);
+        yield b;
+      }
+    };
+    let why: string;
+    let wait: number;
+    try {
+      const a = await streamPost(`${c.url}/v1/bulk`, { authorization: `Bearer ${c.key}`, "content-type": "application/x-ndjson", "idempotency-key": key }, body());
+      progress.done();
+      if (!RETRY_STATUSES.has(a.status) || attempt >= SUBMIT_ATTEMPTS) {
+        res = a;
+        break;
+      }
+      why = errorOf(a.status, a.text).message;
+      wait = retryDelayMs(a.headers["retry-after"], attempt);
+    } catch (e) {
+      progress.done();
+      if (!(e instanceof NetworkError) || attempt >= SUBMIT_ATTEMPTS) throw e instanceof NetworkError ? new CliError(e.message) : e;
+      why = e.message;
+      wait = retryDelayMs(undefined, attempt);
     }
-    for await (const chunk of createReadStream(file, { highWaterMark: 256 * 1024 })) {
-      const b = chunk as Buffer;
-      let lines = 0;
-      for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) lines++;
-      progress.add(b.length, lines);
-      yield b;
-    }
+    err.write(`retrying in ${(wait / 1000).toFixed(1)} s with the same Idempotency-Key (attempt ${attempt + 1} of ${SUBMIT_ATTEMPTS}): ${why.split("\n")[0]}\n`);
+    await new Promise((r) => setTimeout(r, wait));
   }
-  const res = await fetch(`${c.url}/v1/bulk`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${c.key}`, "content-type": "application/x-ndjson" },
-    body: Readable.toWeb(Readable.from(body())) as unknown as ReadableStream,
-    // Required by undici for a streamed request body.
-    duplex: "half",
-  } as RequestInit);
-  progress.done();
-  if (!res.ok) throw await apiError(res);
-  const r = (await res.json()) as { id: string; lane: string; counts: { accepted: number; rejected: number; cached: number }; errors: Array<{ line: number; field?: string; message: string }>; notice?: string };
+  if (res.status < 200 || res.status >= 300) throw errorOf(res.status, res.text);
+  const r = JSON.parse(res.text) as { id: string; lane: string; counts: { accepted: number; rejected: number; cached: number }; errors: Array<{ line: number; field?: string; message: string }>; notice?: string };
   err.write(`accepted ${r.counts.accepted}, rejected ${r.counts.rejected}, cached ${r.counts.cached}, lane ${r.lane}\n`);
   // The server numbers lines of the body; when the CLI sent a header line first, the file's line
   // numbers are one lower (the caller fixes its file, not our body).
@@ -138,7 +172,7 @@ async function submit(file: string, v: Record<string, string | boolean | undefin
 }
 
 async function getJson(c: Conn, path: string): Promise<unknown> {
-  const res = await fetch(`${c.url}${path}`, { headers: { authorization: `Bearer ${c.key}` } });
+  const res = await call(`${c.url}${path}`, { headers: { authorization: `Bearer ${c.key}` } });
   if (!res.ok) throw await apiError(res);
   return res.json();
 }
@@ -188,7 +222,7 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
       return 0;
     }
     case "results": {
-      const res = await fetch(`${c.url}/v1/jobs/${encodeURIComponent(need("a job id"))}/results`, { headers: { authorization: `Bearer ${c.key}` } });
+      const res = await call(`${c.url}/v1/jobs/${encodeURIComponent(need("a job id"))}/results`, { headers: { authorization: `Bearer ${c.key}` } });
       if (!res.ok) throw await apiError(res);
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
         if (!io.out.write(chunk)) await new Promise((r) => io.out.once("drain", r));
@@ -202,7 +236,7 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
       io.out.write(`${JSON.stringify(await getJson(c, `/v1/batches/${encodeURIComponent(need("a batch id"))}`), null, 2)}\n`);
       return 0;
     case "cancel-batch": {
-      const res = await fetch(`${c.url}/v1/batches/${encodeURIComponent(need("a batch id"))}/cancel`, { method: "POST", headers: { authorization: `Bearer ${c.key}` } });
+      const res = await call(`${c.url}/v1/batches/${encodeURIComponent(need("a batch id"))}/cancel`, { method: "POST", headers: { authorization: `Bearer ${c.key}` } });
       if (!res.ok) throw await apiError(res);
       io.out.write(`${JSON.stringify(await res.json(), null, 2)}\n`);
       return 0;

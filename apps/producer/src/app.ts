@@ -6,7 +6,7 @@ import express, { type NextFunction, type Request, type Response } from "express
 import { createBullBoard } from "@bull-board/api";
 import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { ExpressAdapter } from "@bull-board/express";
-import { HttpError, OUTAGE_RETRY_AFTER_S, coerceError, metrics, ping, readHeartbeat, registry } from "@sieve/shared";
+import { HttpError, OUTAGE_RETRY_AFTER_S, coerceError, metrics, ping, readHeartbeat, registry, rejectUnstorable } from "@sieve/shared";
 import type { ApiContext } from "./context.js";
 import { apiKeyAuth, basicAuth } from "./auth.js";
 import { jobsRouter } from "./routes/jobs.js";
@@ -61,6 +61,11 @@ export function createApp(ctx: ApiContext, extraRouters: express.Router[] = []):
 
   app.use("/v1", express.json({ limit: ctx.env.SIEVE_MAX_BODY_BYTES, type: ["application/json", "application/*+json"] }));
   app.use("/v1", apiKeyAuth(ctx.db));
+  // Query parameters reach SQL too (?state=, ?since=): U+0000 is a 400 naming the parameter (docs/retries.md).
+  app.use("/v1", (req, _res, next) => {
+    rejectUnstorable(req.query);
+    next();
+  });
   app.use(jobsRouter(ctx));
   app.use(usageRouter(ctx));
   for (const r of extraRouters) app.use(r);

@@ -6,7 +6,23 @@
  * the new answer overwrites the cache), "bypass" (none of it: submit.ts never calls us).
  */
 import { sql } from "drizzle-orm";
-import { metrics, queryRows, recordOutcome, semanticTaskSet, type Db, type Env, type Logger, type NewResult } from "@sieve/shared";
+import {
+  batchPolicy,
+  costUsd,
+  countTokens,
+  loadPriceTable,
+  metrics,
+  queryRows,
+  recordOutcome,
+  semanticTaskSet,
+  systemPrompt,
+  type Db,
+  type Env,
+  type Logger,
+  type NewResult,
+  type PriceTable,
+  type TaskParams,
+} from "@sieve/shared";
 import { ExactCache } from "@sieve/shared/dedup/exact";
 import { exactCacheKey, type CacheScopeInput } from "@sieve/shared/dedup/keys";
 import type { DedupAnswer, DedupContext, DedupPlan, SubmitDedup } from "./submit.js";
@@ -28,11 +44,27 @@ export interface DedupDeps {
   log: Logger;
 }
 
-/** Average cost per LLM-answered item of a model over its last 200 successful calls (cached 60 s). */
-class SavingsEstimator {
+/**
+ * What a cache hit saved: the model's average cost per LLM-answered item over its last 200
+ * successful realtime calls (cached 60 s). Until a model has such calls the estimate comes from the
+ * price table instead (never a cached 0): the prompt share of one item in a full call plus its
+ * expected answer.
+ */
+export class SavingsEstimator {
   private cache = new Map<string, { usd: number; at: number }>();
-  constructor(private readonly db: Db) {}
-  async perItem(model: string): Promise<number> {
+  constructor(
+    private readonly db: Db,
+    private readonly env: Env,
+    private readonly prices: PriceTable,
+  ) {}
+
+  /** Saved USD of a hit on an item with this text (computed only for hits). */
+  async perItem(model: string, params: TaskParams): Promise<(text: string) => number> {
+    const avg = await this.average(model);
+    return (text) => avg ?? this.fromPrices(model, params, text);
+  }
+
+  private async average(model: string): Promise<number | undefined> {
     const hit = this.cache.get(model);
     if (hit && Date.now() - hit.at < 60_000) return hit.usd;
     const rows = await queryRows<{ usd: string | null }>(
@@ -40,14 +72,26 @@ class SavingsEstimator {
       sql`select (sum(cost_usd) / nullif(sum(item_count), 0))::text as usd
           from (select cost_usd, item_count from llm_calls where model = ${model} and outcome = 'ok' and lane = 'realtime' order by id desc limit 200) c`,
     );
-    const usd = Number(rows[0]?.usd ?? 0);
-    this.cache.set(model, { usd, at: Date.now() });
-    return usd;
+    const usd = rows[0]?.usd == null ? undefined : Number(rows[0].usd);
+    // No average yet: not cached, so the first answered call is used as soon as it lands.
+    if (usd !== undefined && usd > 0) this.cache.set(model, { usd, at: Date.now() });
+    return usd !== undefined && usd > 0 ? usd : undefined;
+  }
+
+  /** Price-table estimate for one item: its tokens, its share of the system prompt, its answer. */
+  fromPrices(model: string, params: TaskParams, text: string): number {
+    const itemTokens = countTokens(text) + ITEM_OVERHEAD_TOKENS;
+    const share = Math.ceil(countTokens(systemPrompt(params)) / batchPolicy(this.env, params.task).maxItems);
+    const output = params.task === "classify" ? ITEM_OVERHEAD_TOKENS + 4 : itemTokens;
+    return costUsd(this.prices, model, { inputTokens: itemTokens + share, outputTokens: output }).usd;
   }
 }
 
+/** Tokens of an item's JSON wrapper in a prompt or answer ({"id": "i12", ...}). */
+const ITEM_OVERHEAD_TOKENS = 10;
+
 export function createDedup(deps: DedupDeps): SubmitDedup {
-  const savings = new SavingsEstimator(deps.db);
+  const savings = new SavingsEstimator(deps.db, deps.env, loadPriceTable(deps.env.SIEVE_PRICES));
   const semanticFor = semanticTaskSet(deps.env);
   const scopeOf = (ctx: DedupContext): CacheScopeInput => ({
     tenantId: ctx.tenantId,
@@ -63,11 +107,11 @@ export function createDedup(deps: DedupDeps): SubmitDedup {
       const cacheKeys = items.map((it) => exactCacheKey(scope, it.text));
       const answers = new Map<number, DedupAnswer>();
       if ((ctx.cache?.mode ?? "use") !== "use") return { cacheKeys, answers };
-      const saved = await savings.perItem(ctx.route.model);
+      const saved = await savings.perItem(ctx.route.model, ctx.params);
       const found = await deps.exact.getMany(cacheKeys);
       cacheKeys.forEach((k, i) => {
         const a = found.get(k);
-        if (a) answers.set(i, { output: a.output, cache: "exact", source: { itemId: a.sourceItemId }, savedUsd: saved });
+        if (a) answers.set(i, { output: a.output, cache: "exact", source: { itemId: a.sourceItemId }, savedUsd: saved(items[i]!.text) });
       });
       metrics.cacheLookups.inc({ kind: "exact", outcome: "hit" }, answers.size);
       metrics.cacheLookups.inc({ kind: "exact", outcome: "miss" }, items.length - answers.size);
@@ -79,7 +123,7 @@ export function createDedup(deps: DedupDeps): SubmitDedup {
           const threshold = ctx.params.task === "classify" ? deps.env.SIEVE_SEMANTIC_THRESHOLD_CLASSIFY : deps.env.SIEVE_SEMANTIC_THRESHOLD_TRANSLATE;
           const hits = await deps.semantic!.lookup(rest.map((r) => r.it.text), scope, threshold);
           for (const [j, h] of hits) {
-            answers.set(rest[j]!.i, { output: h.output, cache: "semantic", source: { itemId: h.sourceItemId, score: h.score, text: h.sourceText }, savedUsd: saved });
+            answers.set(rest[j]!.i, { output: h.output, cache: "semantic", source: { itemId: h.sourceItemId, score: h.score, text: h.sourceText }, savedUsd: saved(rest[j]!.it.text) });
           }
           metrics.cacheLookups.inc({ kind: "semantic", outcome: "hit" }, hits.size);
           metrics.cacheLookups.inc({ kind: "semantic", outcome: "miss" }, rest.length - hits.size);
@@ -112,14 +156,14 @@ export function createDedup(deps: DedupDeps): SubmitDedup {
       const withKeys = misses.filter((m) => keyOf.has(m.id));
       const claims = await deps.exact.claim(withKeys.map((m) => ({ key: keyOf.get(m.id)!, follower: { itemId: m.id, jobId, tenantId: ctx.tenantId } })));
       const late: NewResult[] = [];
-      const saved = await savings.perItem(ctx.route.model);
+      const saved = await savings.perItem(ctx.route.model, ctx.params);
       claims.forEach((c, i) => {
         const m = withKeys[i]!;
         if (c.kind === "leader") plan.lead.add(m.id);
         else if (c.kind === "follower") plan.hold.add(m.id);
         else {
           plan.hold.add(m.id);
-          late.push({ itemId: m.id, jobId, tenantId: ctx.tenantId, status: "ok", output: c.answer.output, cache: "exact", cacheSource: { itemId: c.answer.sourceItemId }, provider: ctx.route.provider, model: ctx.route.model, savedUsd: saved });
+          late.push({ itemId: m.id, jobId, tenantId: ctx.tenantId, status: "ok", output: c.answer.output, cache: "exact", cacheSource: { itemId: c.answer.sourceItemId }, provider: ctx.route.provider, model: ctx.route.model, savedUsd: saved(m.text) });
         }
       });
       if (late.length > 0) await recordOutcome(deps.db, null, late);

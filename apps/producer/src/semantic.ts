@@ -18,9 +18,11 @@ import {
   CacheFillJob,
   coerceError,
   costUsd,
+  countChatTokens,
   createRedis,
   loadPriceTable,
   metrics,
+  renderPrompt,
   validateResults,
   type DependencyMonitor,
   type Db,
@@ -30,7 +32,8 @@ import {
   type ProviderName,
 } from "@sieve/shared";
 import { scopeFields, type CacheScopeInput } from "@sieve/shared/dedup/keys";
-import { cacheAudits, llmCalls } from "@sieve/shared/db/schema/index";
+import { cacheAudits } from "@sieve/shared/db/schema/index";
+import { openLlmCall, recordOutcome } from "@sieve/shared/db/ops/results";
 import { MemoEmbedder } from "@sieve/cache/embeddings/memo";
 import { OpenAIEmbedder, PgVectorStore, QdrantStore, SemanticCache, UseLiteEmbedder, type Embedder, type VectorStore } from "@sieve/cache";
 import { createProviders } from "@sieve/workers/providers/index";
@@ -121,23 +124,30 @@ export async function createSemanticService(opts: SemanticServiceOptions): Promi
       const provider = providers.get(data.scope.provider);
       if (!provider) return;
       const ids = data.hits.map((_, i) => `i${i + 1}`);
-      const res = await provider.callStructured({
-        model: data.scope.model,
-        params: data.scope.params,
-        items: data.hits.map((h, i) => ({ id: ids[i]!, text: h.text })),
-        timeoutMs: env.SIEVE_CALL_TIMEOUT_MS,
-      });
+      const items = data.hits.map((h, i) => ({ id: ids[i]!, text: h.text }));
+      const base = { tenantId: data.scope.tenantId, provider: data.scope.provider, model: data.scope.model, lane: "audit", batchKey: "cache-audit", itemCount: data.hits.length };
+      // In the ledger before it is sent, like every provider call (docs/retries.md).
+      const prompt = renderPrompt(data.scope.params, items);
+      const estInputTokens = countChatTokens([
+        { role: "system", content: prompt.system },
+        { role: "user", content: prompt.user },
+      ]);
+      const callId = await openLlmCall(opts.db, { ...base, estInputTokens, estCostUsd: costUsd(prices, data.scope.model, { inputTokens: estInputTokens, outputTokens: 0 }).usd.toFixed(8) });
+      let res;
+      try {
+        res = await provider.callStructured({ model: data.scope.model, params: data.scope.params, items, timeoutMs: env.SIEVE_CALL_TIMEOUT_MS });
+      } catch (e) {
+        await recordOutcome(opts.db, { id: callId, ...base, state: "error", outcome: "server_error", error: coerceError(e).message.slice(0, 2000) }, []);
+        throw e;
+      }
       const v = res.answer === undefined ? undefined : validateResults(data.scope.params, ids, res.answer);
       const cost = costUsd(prices, data.scope.model, res.usage, "realtime");
-      const [call] = await opts.db
-        .insert(llmCalls)
-        .values({
-          tenantId: data.scope.tenantId,
-          provider: data.scope.provider,
-          model: data.scope.model,
-          lane: "audit",
-          batchKey: "cache-audit",
-          itemCount: data.hits.length,
+      const { llmCallId } = await recordOutcome(
+        opts.db,
+        {
+          id: callId,
+          ...base,
+          state: "ok",
           inputTokens: res.usage.inputTokens,
           outputTokens: res.usage.outputTokens,
           cachedInputTokens: res.usage.cachedInputTokens ?? 0,
@@ -145,8 +155,9 @@ export async function createSemanticService(opts: SemanticServiceOptions): Promi
           costUsd: cost.usd.toFixed(8),
           outcome: v && v.failed.size === 0 ? "ok" : "partial",
           validCount: v?.ok.size ?? 0,
-        })
-        .returning({ id: llmCalls.id });
+        },
+        [],
+      );
       await opts.db.insert(cacheAudits).values(
         data.hits.map((h, i) => {
           const llm = v?.ok.get(ids[i]!);
@@ -161,7 +172,7 @@ export async function createSemanticService(opts: SemanticServiceOptions): Promi
             cachedOutput: h.cachedOutput as object,
             llmOutput: (llm ?? null) as object | null,
             agree,
-            llmCallId: call?.id ?? null,
+            llmCallId,
           };
         }),
       );
@@ -196,4 +207,46 @@ export async function createSemanticService(opts: SemanticServiceOptions): Promi
       await connection.quit().catch(() => {});
     },
   };
+}
+
+/**
+ * The semantic service, started only when something can use it: at start-up when a task has it on
+ * by default (SIEVE_SEMANTIC_TASKS) or cache-fill/audit work is waiting, otherwise on the first
+ * request that asks for it (`cache.semantic: true`). Its vector store (a PGlite instance) and the
+ * embedding model cost hundreds of MB that a deployment without semantic traffic should not pay.
+ */
+export class LazySemantic implements SemanticLookup {
+  private service: Promise<SemanticService> | undefined;
+
+  constructor(private readonly create: () => Promise<SemanticService>) {}
+
+  /** Whether the service (vector store, embedder, cache workers) has been started. */
+  get started(): boolean {
+    return this.service !== undefined;
+  }
+
+  start(): Promise<SemanticService> {
+    if (!this.service) {
+      this.service = this.create();
+      // A failed start is retried by the next request that needs it.
+      this.service.catch(() => {
+        this.service = undefined;
+      });
+    }
+    return this.service;
+  }
+
+  async lookup(texts: string[], scope: CacheScopeInput, threshold: number) {
+    return (await this.start()).lookup(texts, scope, threshold);
+  }
+
+  async audit(hits: Parameters<NonNullable<SemanticLookup["audit"]>>[0], ctx: DedupContext): Promise<void> {
+    await (await this.start()).audit?.(hits, ctx);
+  }
+
+  async close(): Promise<void> {
+    const s = this.service;
+    this.service = undefined;
+    if (s) await (await s.catch(() => undefined))?.close();
+  }
 }

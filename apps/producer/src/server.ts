@@ -1,7 +1,7 @@
 /** Builds the API context (queues, waiter) and starts the HTTP server. */
 import { createServer, type Server } from "node:http";
 import { Queue } from "bullmq";
-import { BATCH_LANE_QUEUE, DependencyMonitor, MAINTENANCE_QUEUE, createRedis, dependencyPorts, ping, realtimeQueueName, type Db, type Env, type Logger, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
+import { BATCH_LANE_QUEUE, CACHE_AUDIT_QUEUE, CACHE_FILL_QUEUE, DependencyMonitor, MAINTENANCE_QUEUE, createRedis, dependencyPorts, ping, semanticTaskSet, realtimeQueueName, type Db, type Env, type Logger, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
 import { createApp } from "./app.js";
 import type { ApiContext } from "./context.js";
 import { JobWaiter } from "./waiter.js";
@@ -9,9 +9,9 @@ import { JobWaiter } from "./waiter.js";
 import { createBatchLane, type BatchLaneApi } from "./bulk/lane.js";
 import { startInbox, type InboxHandle } from "./bulk/inbox.js";
 import { bulkRouter } from "./routes/bulk.js";
-import { batchesRouter } from "./routes/batches.js";
+import { batchesDisabledRouter, batchesRouter } from "./routes/batches.js";
 import { createDedup, type SemanticLookup } from "./dedup.js";
-import { createSemanticService } from "./semantic.js";
+import { LazySemantic, createSemanticService } from "./semantic.js";
 import type { PGlite } from "@electric-sql/pglite";
 import { ExactCache } from "@sieve/shared/dedup/exact";
 
@@ -19,6 +19,8 @@ export interface ApiHandle {
   server: Server;
   url: string;
   ctx: ApiContext;
+  /** The semantic cache this process owns (started lazily), when SIEVE_SEMANTIC_CACHE is not off. */
+  semantic?: LazySemantic;
   /** The nightly bulk inbox, when SIEVE_BULK_CRON is set (issue 4). */
   inbox?: InboxHandle;
   close(): Promise<void>;
@@ -59,8 +61,9 @@ export async function startApi(opts: {
   const waiter = new JobWaiter(subscriber, prefix, opts.log);
   const ownSemantic =
     !opts.semantic && env.SIEVE_CACHE_ENABLED && env.SIEVE_SEMANTIC_CACHE !== "off"
-      ? await createSemanticService({ env, db: opts.db, log: opts.log, endpoints: opts.endpoints, pglite: opts.pglite, vectorDataDir: opts.vectorDataDir, monitor })
+      ? new LazySemantic(() => createSemanticService({ env, db: opts.db, log: opts.log, endpoints: opts.endpoints, pglite: opts.pglite, vectorDataDir: opts.vectorDataDir, monitor }))
       : undefined;
+  if (ownSemantic && (semanticTaskSet(env).size > 0 || (await semanticWorkWaiting(queueConn, prefix)))) await ownSemantic.start();
   const semantic = opts.semantic ?? ownSemantic;
   const dedup =
     opts.dedup ??
@@ -80,7 +83,7 @@ export async function startApi(opts: {
     lane = createBatchLane({ env, db: opts.db, connection: queueConn, log: opts.log.child({ lane: "batch" }), ctx: () => ctx });
     ctx.batchLane = lane;
   }
-  const app = createApp(ctx, [bulkRouter(ctx, lane), ...(lane ? [batchesRouter(ctx, lane)] : [])]);
+  const app = createApp(ctx, [bulkRouter(ctx, lane), lane ? batchesRouter(ctx, lane) : batchesDisabledRouter()]);
   const inbox: InboxHandle | undefined = env.SIEVE_BULK_CRON ? await startInbox(ctx, lane) : undefined;
   // Not app.listen(): express 5 calls its callback on an error too, so a busy port looked like
   // "listening" while nothing was served. A listen error rejects here and the process exits.
@@ -117,6 +120,7 @@ export async function startApi(opts: {
     server,
     url,
     ctx,
+    ...(ownSemantic ? { semantic: ownSemantic } : {}),
     ...(inbox ? { inbox } : {}),
     async close() {
       await new Promise<void>((resolve) => {
@@ -141,4 +145,18 @@ export class ListenError extends Error {
     super(message, { cause });
     this.name = "ListenError";
   }
+}
+
+/** Cache-fill or audit jobs left by an earlier run: the semantic service must start to consume them. */
+async function semanticWorkWaiting(connection: ReturnType<typeof createRedis>, prefix: string): Promise<boolean> {
+  for (const name of [CACHE_FILL_QUEUE, CACHE_AUDIT_QUEUE]) {
+    const q = new Queue(name, { connection, prefix });
+    try {
+      const c = await q.getJobCounts("waiting", "delayed", "prioritized", "active");
+      if (Object.values(c).some((n) => n > 0)) return true;
+    } finally {
+      await q.close();
+    }
+  }
+  return false;
 }

@@ -21,6 +21,7 @@ import {
   type TaskParams,
 } from "@sieve/shared";
 import { createJob, deleteJob, markEnqueued, setCachedCount, type CreatedItem } from "@sieve/shared/db/ops/jobs";
+import type { IdempotencyClaim } from "@sieve/shared/db/ops/idempotency";
 import type { ApiContext } from "./context.js";
 
 export interface SubmitInput {
@@ -31,6 +32,8 @@ export interface SubmitInput {
   model?: string | undefined;
   lane: "realtime" | "batch";
   cache?: CacheOptions | undefined;
+  /** The request's Idempotency-Key: claimed in the transaction that creates the job. */
+  idempotency?: IdempotencyClaim | undefined;
 }
 
 export interface DedupContext {
@@ -114,6 +117,7 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
     batchKey: key,
     cacheOptions: input.cache ?? null,
     items: input.items.map((it, i) => ({ externalId: it.id, text: it.text, cacheKey: dedup?.cacheKeys[i] ?? null })),
+    idempotency: input.idempotency,
   });
   metrics.itemsSubmitted.inc({ task: input.params.task, lane: input.lane }, created.length);
 

@@ -33,7 +33,7 @@ import { Aggregator } from "./aggregator/aggregator.js";
 import { createProviders } from "./providers/index.js";
 import type { LlmProvider } from "./providers/types.js";
 import { startBatchLane, type BatchLaneHandle } from "./batch/lane.js";
-import { sweepOnce } from "./maintenance/sweeper.js";
+import { markInterruptedCalls, sweepOnce } from "./maintenance/sweeper.js";
 import { createAfterResults, type SemanticFill } from "./dedup/afterResults.js";
 import { createBatchAnswerWriter } from "./dedup/batchAnswers.js";
 import { ExactCache } from "@sieve/shared/dedup/exact";
@@ -204,6 +204,8 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       })
     : undefined;
   schedules.start();
+  // Calls a crashed predecessor left "sent" are marked at once, not only at the next sweep.
+  await markInterruptedCalls({ db, env, log }).catch((e) => log.warn({ err: coerceError(e).message }, "could not mark interrupted calls"));
   log.info({ providers: [...providers.keys()], concurrency: env.SIEVE_WORKER_CONCURRENCY }, "workers started");
 
   return {

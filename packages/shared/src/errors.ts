@@ -70,8 +70,43 @@ export class ConfigError extends Error {
   }
 }
 
-/** Never use a raw `catch (e)` value: normalise it first. */
+/**
+ * A failed database statement in words safe to log or show: SQLSTATE, constraint, table, column and
+ * the start of the statement (placeholders only). Never the parameters (drizzle's DrizzleQueryError
+ * message ends with `params: ...`, every item text of an INSERT) nor the server's message, which
+ * can quote a value ("invalid input syntax for type integer: ..."). Undefined for other errors.
+ */
+export function dbErrorSummary(value: unknown): string | undefined {
+  let query: string | undefined;
+  let db: Record<string, unknown> | undefined;
+  let other: Error | undefined;
+  for (let cur: unknown = value, depth = 0; cur && typeof cur === "object" && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
+    const c = cur as Record<string, unknown>;
+    if (typeof c.query === "string" && "params" in c) query = c.query;
+    else if (typeof c.code === "string" && /^[0-9A-Z]{5}$/.test(c.code) && typeof c.severity === "string") db = c;
+    else if (cur instanceof Error && depth > 0 && !other) other = cur;
+  }
+  if (!query && !db) return undefined;
+  const parts = ["database error"];
+  if (db) {
+    parts.push(String(db.code));
+    for (const k of ["table", "column", "constraint", "routine"] as const) if (typeof db[k] === "string") parts.push(`${k}=${String(db[k])}`);
+  } else if (other) {
+    // Not a server answer (connection refused, pool closed): that message quotes no data.
+    parts.push(`(${other.message.slice(0, 200)})`);
+  }
+  if (query) parts.push(`in "${query.replace(/\s+/g, " ").trim().slice(0, 80)}"`);
+  return parts.join(" ");
+}
+
+/** Never use a raw `catch (e)` value: normalise it first (database errors lose their parameters, see dbErrorSummary). */
 export function coerceError(value: unknown): Error {
+  const summary = dbErrorSummary(value);
+  if (summary !== undefined) {
+    const safe = new Error(summary);
+    safe.name = "DatabaseError";
+    return safe;
+  }
   if (value instanceof Error) return value;
   if (typeof value === "string") return new Error(value);
   try {

@@ -16,3 +16,4 @@ export * from "./lifecycle.js";
 export * from "./metrics.js";
 export * from "./outages.js";
 export * from "./schedules.js";
+export * from "./api/unstorable.js";

@@ -1,4 +1,5 @@
 import { pino, type Logger, type LoggerOptions } from "pino";
+import { coerceError, dbErrorSummary } from "./errors.js";
 
 export type { Logger };
 
@@ -27,14 +28,43 @@ export function scrubSecrets(text: string): string {
   return out;
 }
 
+/** Cuts the parameter list drizzle appends to a failed statement's message (item texts). */
+function cutParams(text: string): string {
+  const at = text.indexOf("\nparams: ");
+  return at === -1 ? text : `${text.slice(0, at)} [params omitted]`;
+}
+
+/** `err` fields: database errors as a safe summary (dbErrorSummary), other errors as type + message + stack. */
+function errSerializer(value: unknown): unknown {
+  if (typeof value === "string") return cutParams(value);
+  if (!value || typeof value !== "object") return value;
+  const e = coerceError(value);
+  return dbErrorSummary(value) !== undefined ? { type: e.name, message: e.message } : { type: e.name, message: cutParams(e.message), stack: cutParams(e.stack ?? "") };
+}
+
+/** Top-level string fields of a log object, scrubbed of statement parameters. */
+function scrubFields(obj: unknown): unknown {
+  if (!obj || typeof obj !== "object" || Array.isArray(obj) || obj instanceof Error) return obj;
+  let out: Record<string, unknown> | undefined;
+  for (const [k, v] of Object.entries(obj)) {
+    if (typeof v === "string" && v.includes("\nparams: ")) {
+      out ??= { ...(obj as Record<string, unknown>) };
+      out[k] = cutParams(v);
+    }
+  }
+  return out ?? obj;
+}
+
 export function createLogger(opts: { level?: string; name?: string; destination?: NodeJS.WritableStream } = {}): Logger {
   const options: LoggerOptions = {
     level: opts.level ?? process.env.LOG_LEVEL ?? "info",
     redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+    serializers: { err: errSerializer, error: errSerializer },
     hooks: {
       logMethod(args, method) {
         // Scrub secrets from the message string itself (a provider error message may echo a key).
-        const scrubbed = args.map((a) => (typeof a === "string" ? scrubSecrets(a) : a));
+        // Statement parameters (item texts) never reach a log line, whoever logged the error.
+        const scrubbed = args.map((a) => (typeof a === "string" ? scrubSecrets(cutParams(a)) : scrubFields(a)));
         method.apply(this, scrubbed as Parameters<typeof method>);
       },
     },

@@ -13,7 +13,7 @@
  *   that breaks off leaves nothing in Redis and is simply deleted.
  */
 import { randomUUID } from "node:crypto";
-import { HttpError, Item, batchKey, coerceError, fieldPath, metrics, promptVersionOf, recordOutcome, type ProviderName, type TaskParams } from "@sieve/shared";
+import { HttpError, Item, batchKey, coerceError, fieldPath, findUnstorable, metrics, promptVersionOf, recordOutcome, type ProviderName, type TaskParams } from "@sieve/shared";
 import { deleteJob, markEnqueued, setCachedCount } from "@sieve/shared/db/ops/jobs";
 import { createBulkJob, finishBulkJob, insertBulkItems, tenantExists, type BulkItemRow } from "@sieve/shared/db/ops/batchIngest";
 import { enqueueJobItems } from "@sieve/shared/db/ops/batchLane";
@@ -22,6 +22,7 @@ import { resolveRoute, type DedupContext } from "../submit.js";
 import { enqueueRealtime } from "./parcels.js";
 import { BulkHeader, InboxHeader, headerParams } from "./header.js";
 import { splitLines } from "./lines.js";
+import type { HashedBody } from "./hashed.js";
 import { hasBatchApi, type BatchLaneApi } from "./lane.js";
 
 export interface LineError {
@@ -59,6 +60,8 @@ export interface IngestOptions {
   /** The caller's tenant (API key). Absent for inbox files, whose header names the tenant. */
   tenantId?: string;
   lane?: BatchLaneApi;
+  /** The request's Idempotency-Key; `body` is the source itself, hashing every byte. */
+  idempotency?: { key: string; ttlHours: number; body: HashedBody };
   /** Called after each chunk is stored (progress logs). */
   onChunk?: (p: { lines: number; accepted: number; rejected: number; bytes: number }) => void;
 }
@@ -101,6 +104,10 @@ export async function ingestBulk(ctx: ApiContext, source: AsyncIterable<Buffer |
   } catch {
     throw headerError(headerLine.no, "header: not valid JSON");
   }
+  const unstorable = findUnstorable(rawHeader);
+  if (unstorable) {
+    throw new HttpError(400, "invalid_request", `header (line ${headerLine.no}): ${unstorable.field}: ${unstorable.message}`, [{ line: headerLine.no, ...unstorable }]);
+  }
   const parsed = opts.tenantId ? BulkHeader.safeParse(rawHeader) : InboxHeader.safeParse(rawHeader);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => ({
@@ -136,18 +143,23 @@ export async function ingestBulk(ctx: ApiContext, source: AsyncIterable<Buffer |
 
   const key = batchKey({ tenantId, params, provider: route.provider, model: route.model, lane, mixTenants: env.SIEVE_MIX_TENANTS });
   const jobId = `job_${randomUUID().replaceAll("-", "")}`;
-  await createBulkJob(ctx.db, {
-    id: jobId,
-    tenantId,
-    task: params.task,
-    params,
-    lane,
-    provider: route.provider,
-    model: route.model,
-    promptVersion: promptVersionOf(params),
-    batchKey: key,
-    cacheOptions: header.cache ?? null,
-  });
+  const idem = opts.idempotency;
+  await createBulkJob(
+    ctx.db,
+    {
+      id: jobId,
+      tenantId,
+      task: params.task,
+      params,
+      lane,
+      provider: route.provider,
+      model: route.model,
+      promptVersion: promptVersionOf(params),
+      batchKey: key,
+      cacheOptions: header.cache ?? null,
+    },
+    idem ? { key: idem.key, route: "bulk", requestHash: null, ttlHours: idem.ttlHours } : undefined,
+  );
   const log = ctx.log.child({ jobId, tenantId, lane, provider: route.provider });
   // Semantic lookups embed every text on the CPU (tens of items/s with the embedded model): a
   // bulk upload uses them only when its header asks (cache.semantic: true); the exact cache is free.
@@ -221,6 +233,13 @@ export async function ingestBulk(ctx: ApiContext, source: AsyncIterable<Buffer |
         reject({ line: line.no, message: "not valid JSON" });
         continue;
       }
+      // A line Postgres could not store is one bad line, not a failed upload.
+      const bad = findUnstorable(value);
+      if (bad) {
+        const id = value && typeof value === "object" && typeof (value as { id?: unknown }).id === "string" && !findUnstorable((value as { id: string }).id) ? (value as { id: string }).id.slice(0, 128) : undefined;
+        reject({ line: line.no, ...(id ? { id } : {}), field: bad.field, message: bad.message });
+        continue;
+      }
       const r = itemSchema.safeParse(value);
       if (!r.success) {
         const issue = r.error.issues[0]!;
@@ -254,13 +273,15 @@ export async function ingestBulk(ctx: ApiContext, source: AsyncIterable<Buffer |
   metrics.itemsSubmitted.inc({ task: params.task, lane }, report.accepted);
   if (report.cached > 0) await setCachedCount(ctx.db, jobId, report.cached);
 
+  // The key gets the hash of every body byte in the transaction that accepts the job.
+  const keyDone = idem ? { idempotency: { requestHash: idem.body.digest(), response: bulkAnswer(report) } } : {};
   if (lane === "batch") {
-    await finishBulkJob(ctx.db, jobId, report.accepted, { enqueued: true });
+    await finishBulkJob(ctx.db, jobId, report.accepted, { enqueued: true, ...keyDone });
     await opts.lane!.kick().catch((e) => log.warn({ err: coerceError(e).message }, "could not kick the batch packer; its next tick packs the items"));
   } else {
     // enqueued=false until every parcel is in Redis: if this process dies now, the sweeper
     // enqueues what is left (its query only looks at "pending" jobs, which this one now is).
-    await finishBulkJob(ctx.db, jobId, report.accepted, { enqueued: false });
+    await finishBulkJob(ctx.db, jobId, report.accepted, { enqueued: false, ...keyDone });
     try {
       report.parcels = await enqueueRealtime(ctx, { jobId, tenantId, params, route, key, dctx, useDedup: !!useDedup });
       await markEnqueued(ctx.db, jobId, report.parcels);
@@ -271,6 +292,21 @@ export async function ingestBulk(ctx: ApiContext, source: AsyncIterable<Buffer |
   }
   log.info({ accepted: report.accepted, rejected: report.rejected, cached: report.cached, parcels: report.parcels, bytes }, "bulk job ingested");
   return report;
+}
+
+/** The 202 body of POST /v1/bulk (also what a replay with the same Idempotency-Key answers). */
+export function bulkAnswer(out: IngestReport) {
+  return {
+    id: out.jobId,
+    status: "pending",
+    lane: out.lane,
+    provider: out.provider,
+    model: out.model,
+    counts: { lines: out.lines, accepted: out.accepted, rejected: out.rejected, cached: out.cached },
+    errors: out.errors,
+    ...(out.notice ? { notice: out.notice } : {}),
+    links: { self: `/v1/jobs/${out.jobId}`, results: `/v1/jobs/${out.jobId}/results` },
+  };
 }
 
 function headerError(line: number, message: string): HttpError {

@@ -103,3 +103,15 @@ export function batchesRouter(ctx: ApiContext, lane: BatchLaneApi): Router {
   );
   return r;
 }
+
+/**
+ * Without SIEVE_BATCH_LANE the batch routes answer why there is nothing there, instead of the
+ * generic "no such route" a client cannot act on.
+ */
+export function batchesDisabledRouter(): Router {
+  const r = Router();
+  r.all(["/v1/batches", "/v1/batches/*rest"], (_req, res) => {
+    res.status(404).json(new HttpError(404, "batch_lane_disabled", "the batch lane is not enabled on this server (SIEVE_BATCH_LANE)").toBody());
+  });
+  return r;
+}

@@ -1,10 +1,19 @@
 import { Router, type Request, type Response, type NextFunction } from "express";
-import { HttpError, JobRequest, parseOrThrow, taskParamsOf } from "@sieve/shared";
+import { HttpError, JobRequest, coerceError, parseOrThrow, rejectUnstorable, taskParamsOf } from "@sieve/shared";
 import { getJob, getJobTotals, listJobItems } from "@sieve/shared/db/ops/jobs";
+import { IdempotencyKeyTaken, canonicalHash, findIdempotencyKey } from "@sieve/shared/db/ops/idempotency";
 import type { ApiContext } from "../context.js";
 import { tenantOf } from "../auth.js";
 import { submitJob } from "../submit.js";
 import { itemJson, jobJson } from "../views.js";
+import { checkReplay, idempotencyKeyOf, markReplayed } from "../idempotency.js";
+
+/** A path id, refused with a 400 naming `id` when Postgres could not even compare it (U+0000). */
+export function pathId(req: Request): string {
+  const id = String(req.params.id);
+  rejectUnstorable(id, ["id"]);
+  return id;
+}
 
 /** "10s", "1500ms", "2m" or plain seconds. */
 export function parseWait(raw: unknown, maxMs: number): number {
@@ -50,29 +59,73 @@ export function jobsRouter(ctx: ApiContext): Router {
     };
   }
 
+  /**
+   * The answer to a submission whose job is committed. From here on the caller must learn the id
+   * whatever fails (a long-poll whose Redis or Postgres read breaks, a timeout): otherwise its retry
+   * would create a second job and pay for the same items twice. So any failure answers 202 + id.
+   */
+  async function answerCommitted(res: Response, tenantId: string, jobId: string, waitMs: number, fresh?: { items: number; cached: number }) {
+    let status = "pending";
+    let counts = fresh;
+    try {
+      if (waitMs > 0) {
+        const done = await ctx.waiter.wait(jobId, waitMs, async () => (await getJob(ctx.db, tenantId, jobId))?.status !== "pending");
+        const { body: v } = await view(tenantId, jobId, ctx.env.SIEVE_MAX_ITEMS_PER_REQUEST);
+        res.status(done ? 200 : 202).json(v);
+        return;
+      }
+      if (!counts) {
+        const job = await getJob(ctx.db, tenantId, jobId);
+        if (job) {
+          status = job.status;
+          counts = { items: job.itemCount, cached: job.cachedCount };
+        }
+      }
+    } catch (e) {
+      ctx.log.warn({ jobId, tenantId, err: coerceError(e).message }, "job committed but its status could not be read; answering 202 with its id");
+    }
+    res.status(202).json({ id: jobId, status, ...(counts ? { counts } : {}), links: { self: `/v1/jobs/${jobId}`, results: `/v1/jobs/${jobId}/results` } });
+  }
+
   r.post(
     "/v1/jobs",
     wrap(async (req, res) => {
       const { tenantId } = tenantOf(res);
       const waitMs = parseWait(req.query.wait, ctx.env.SIEVE_MAX_WAIT_MS);
+      const key = idempotencyKeyOf(req);
+      // Before the schema: a field Postgres cannot store is named even where the schema says nothing.
+      rejectUnstorable(req.body);
       const body = parseOrThrow(schema, req.body);
-      const out = await submitJob(ctx, {
-        tenantId,
-        params: taskParamsOf(body),
-        items: body.items,
-        provider: body.provider,
-        model: body.model,
-        lane: body.lane,
-        cache: body.cache,
-      });
-      ctx.log.info({ jobId: out.jobId, tenantId, items: out.itemCount, cached: out.cached, parcels: out.parcels }, "job accepted");
-      if (waitMs > 0) {
-        const done = await ctx.waiter.wait(out.jobId, waitMs, async () => (await getJob(ctx.db, tenantId, out.jobId))?.status !== "pending");
-        const { body: v } = await view(tenantId, out.jobId, ctx.env.SIEVE_MAX_ITEMS_PER_REQUEST);
-        res.status(done ? 200 : 202).json(v);
-        return;
+      const ttlHours = ctx.env.SIEVE_IDEMPOTENCY_TTL_HOURS;
+      const requestHash = key ? canonicalHash(req.body) : "";
+      const replay = async () => {
+        const prior = key ? await findIdempotencyKey(ctx.db, tenantId, key, ttlHours) : undefined;
+        if (!prior) return false;
+        checkReplay(prior, "jobs", requestHash);
+        markReplayed(res);
+        await answerCommitted(res, tenantId, prior.jobId, waitMs);
+        return true;
+      };
+      if (await replay()) return;
+      let out;
+      try {
+        out = await submitJob(ctx, {
+          tenantId,
+          params: taskParamsOf(body),
+          items: body.items,
+          provider: body.provider,
+          model: body.model,
+          lane: body.lane,
+          cache: body.cache,
+          ...(key ? { idempotency: { key, route: "jobs" as const, requestHash, ttlHours } } : {}),
+        });
+      } catch (e) {
+        // A concurrent request with the same key committed first: answer with its job.
+        if (e instanceof IdempotencyKeyTaken && (await replay())) return;
+        throw e;
       }
-      res.status(202).json({ id: out.jobId, status: "pending", counts: { items: out.itemCount, cached: out.cached }, links: { self: `/v1/jobs/${out.jobId}`, results: `/v1/jobs/${out.jobId}/results` } });
+      ctx.log.info({ jobId: out.jobId, tenantId, items: out.itemCount, cached: out.cached, parcels: out.parcels }, "job accepted");
+      await answerCommitted(res, tenantId, out.jobId, waitMs, { items: out.itemCount, cached: out.cached });
     }),
   );
 
@@ -83,7 +136,7 @@ export function jobsRouter(ctx: ApiContext): Router {
       const limit = intParam(req.query.limit, "limit", 1000, 0, 10_000);
       const after = req.query.after === undefined ? undefined : intParam(req.query.after, "after", 0, -1, Number.MAX_SAFE_INTEGER);
       const waitMs = parseWait(req.query.wait, ctx.env.SIEVE_MAX_WAIT_MS);
-      const jobId = String(req.params.id);
+      const jobId = pathId(req);
       if (waitMs > 0) {
         if (!(await getJob(ctx.db, tenantId, jobId))) throw new HttpError(404, "not_found", `job ${jobId} not found`);
         await ctx.waiter.wait(jobId, waitMs, async () => (await getJob(ctx.db, tenantId, jobId))?.status !== "pending");
@@ -98,7 +151,7 @@ export function jobsRouter(ctx: ApiContext): Router {
     "/v1/jobs/:id/results",
     wrap(async (req, res) => {
       const { tenantId } = tenantOf(res);
-      const jobId = String(req.params.id);
+      const jobId = pathId(req);
       const job = await getJob(ctx.db, tenantId, jobId);
       if (!job) throw new HttpError(404, "not_found", `job ${jobId} not found`);
       res.status(200).setHeader("content-type", "application/x-ndjson; charset=utf-8");

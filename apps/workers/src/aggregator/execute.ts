@@ -5,16 +5,18 @@
  * - The answer is validated; items missing, duplicated or invalid are retried by splitting the
  *   failed set in halves, down to single items; a single item gets `singleAttempts` tries and then
  *   ends with its own error. One poison item never fails its neighbours.
- * - Every provider request is recorded (llm_calls) with its results in one transaction.
+ * - Every provider request is recorded (llm_calls) BEFORE it is sent (state "sent", estimated
+ *   prompt tokens and cost), then completed with its results in one transaction: a call cut off
+ *   by a crash stays in the ledger (the sweeper marks it "interrupted").
  * - A transient provider failure (429, 5xx, timeout) stops the batch: items not yet final are
  *   returned as `transient` so the caller can retry them later through BullMQ (with Retry-After /
  *   backoff). Non-retryable 4xx: auth/model errors end every item at once with the provider's
  *   message; other 4xx (bad request, content filter) are split, since one item may cause them.
  */
 import type { Logger } from "@sieve/shared";
-import { ProviderError, coerceError, costUsd, metrics, validateResults, type PriceTable, type TaskParams, type ProviderName, type NewResult } from "@sieve/shared";
+import { ProviderError, coerceError, costUsd, countChatTokens, metrics, renderPrompt, validateResults, type PriceTable, type TaskParams, type ProviderName, type NewResult } from "@sieve/shared";
 import type { Db } from "@sieve/shared";
-import { recordOutcome, type FinishedJob } from "@sieve/shared/db/ops/results";
+import { openLlmCall, recordOutcome, type FinishedJob } from "@sieve/shared/db/ops/results";
 import type { LlmProvider } from "../providers/types.js";
 
 export interface BatchItem {
@@ -121,20 +123,32 @@ export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Pro
       itemCount: batch.length,
     };
     state.calls++;
+    const promptItems = batch.map((it, i) => ({ id: ids[i]!, text: it.text }));
+    const prompt = renderPrompt(ctx.params, promptItems);
+    const estInputTokens = countChatTokens([
+      { role: "system", content: prompt.system },
+      { role: "user", content: prompt.user },
+    ]);
+    // No request leaves without its ledger row: if this insert fails, nothing is sent.
+    const callId = await openLlmCall(ctx.db, {
+      ...baseCall,
+      estInputTokens,
+      estCostUsd: costUsd(ctx.prices, ctx.model, { inputTokens: estInputTokens, outputTokens: 0 }, ctx.lane).usd.toFixed(8),
+    });
     const started = Date.now();
     let res;
     try {
       res = await ctx.provider.callStructured({
         model: ctx.model,
         params: ctx.params,
-        items: batch.map((it, i) => ({ id: ids[i]!, text: it.text })),
+        items: promptItems,
         timeoutMs: ctx.timeoutMs,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
       });
     } catch (e) {
       const err =
         e instanceof ProviderError ? e : new ProviderError({ provider: providerName, kind: "server", message: coerceError(e).message, cause: e });
-      const callRow = { ...baseCall, outcome: outcomeOf(err), error: err.message.slice(0, 2000), latencyMs: Date.now() - started };
+      const callRow = { id: callId, ...baseCall, state: "error", outcome: outcomeOf(err), error: err.message.slice(0, 2000), latencyMs: Date.now() - started };
       if (err.retryable) {
         observeCall(callRow);
         await recordOutcome(ctx.db, callRow, []);
@@ -171,7 +185,9 @@ export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Pro
       : okRows;
     await persist(
       {
+        id: callId,
         ...baseCall,
+        state: "ok",
         inputTokens: res.usage.inputTokens,
         outputTokens: res.usage.outputTokens,
         cachedInputTokens: res.usage.cachedInputTokens ?? 0,

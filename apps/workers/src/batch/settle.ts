@@ -152,6 +152,8 @@ async function settleChunk(deps: LaneDeps, row: ProviderBatchRow, params: TaskPa
           cacheWriteTokens: usage.cacheWriteTokens,
           costUsd: cost.toFixed(8),
           outcome,
+          // The ledger state (docs/retries.md): answered, or refused/expired/missing at the provider.
+          state: e.kind === "ok" ? "ok" : "error",
           validCount: okRows.length,
           error: callError?.slice(0, 2000) ?? null,
           providerBatchId: row.providerBatchId,

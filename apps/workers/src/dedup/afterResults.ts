@@ -46,15 +46,19 @@ export function createAfterResults(deps: AfterResultsDeps) {
             ttlSeconds: l.parcel.cache!.ttlSeconds,
           })),
         );
-        await deps.semantic?.enqueue(
-          writes.filter((l) => l.parcel.cache!.semantic).map((l) => ({
-            text: l.item.text,
-            output: l.row.output,
-            itemId: l.item.itemId,
-            scope: { tenantId: l.parcel.tenantId, params: l.parcel.params, provider: l.parcel.provider, model: l.parcel.model, namespace: l.parcel.cache!.namespace },
-            ttlSeconds: l.parcel.cache!.ttlSeconds,
-          })),
-        );
+        // Only answers of requests that use the semantic cache, and no empty fill jobs.
+        const semantic = writes.filter((l) => l.parcel.cache!.semantic);
+        if (semantic.length > 0) {
+          await deps.semantic?.enqueue(
+            semantic.map((l) => ({
+              text: l.item.text,
+              output: l.row.output,
+              itemId: l.item.itemId,
+              scope: { tenantId: l.parcel.tenantId, params: l.parcel.params, provider: l.parcel.provider, model: l.parcel.model, namespace: l.parcel.cache!.namespace },
+              ttlSeconds: l.parcel.cache!.ttlSeconds,
+            })),
+          );
+        }
       }
       const followerRows: NewResult[] = [];
       const leaders = landed.filter((l) => l.item.lead && l.item.cacheKey);

@@ -7,6 +7,8 @@
 import type { Queue } from "bullmq";
 import { countTokens, type Db, type Env, type Logger, type Parcel, type ProviderName, TaskParams, parcelJobId } from "@sieve/shared";
 import { markEnqueued, pendingItemsOfJob, staleJobs } from "@sieve/shared/db/ops/jobs";
+import { purgeIdempotencyKeys } from "@sieve/shared/db/ops/idempotency";
+import { interruptStaleCalls } from "@sieve/shared/db/ops/results";
 
 const LIVE_STATES = new Set(["waiting", "active", "delayed", "prioritized", "waiting-children"]);
 
@@ -20,6 +22,9 @@ export interface SweepOptions {
 }
 
 export async function sweepOnce(opts: SweepOptions): Promise<{ repaired: number; items: number }> {
+  // Idempotency keys past their retention (README, "Idempotency-Key"): one indexed delete per tick.
+  await purgeIdempotencyKeys(opts.db, opts.env.SIEVE_IDEMPOTENCY_TTL_HOURS);
+  await markInterruptedCalls(opts);
   const stale = await staleJobs(opts.db, new Date(Date.now() - (opts.staleAfterMs ?? 60_000)));
   let repaired = 0;
   let itemsRequeued = 0;
@@ -64,3 +69,16 @@ export async function sweepOnce(opts: SweepOptions): Promise<{ repaired: number;
   }
   return { repaired, items: itemsRequeued };
 }
+
+/**
+ * A call still "sent" well past SIEVE_CALL_TIMEOUT_MS lost its worker (a call never outlives its
+ * timeout): it becomes "interrupted" with its estimate, so its spend stays in /v1/usage.
+ */
+export async function markInterruptedCalls(opts: Pick<SweepOptions, "db" | "env" | "log">): Promise<number> {
+  const n = await interruptStaleCalls(opts.db, new Date(Date.now() - opts.env.SIEVE_CALL_TIMEOUT_MS - INTERRUPT_GRACE_MS));
+  if (n > 0) opts.log.warn({ calls: n }, "provider calls without an answer marked interrupted (their worker stopped mid-call)");
+  return n;
+}
+
+/** Slack after the call timeout for the answer's write to land before a call counts as cut off. */
+const INTERRUPT_GRACE_MS = 10_000;

@@ -82,6 +82,11 @@ export const Env = z
     SIEVE_MAX_BODY_BYTES: Int(5 * 1024 * 1024, 1024),
     /** Longest ?wait= a caller may ask for, in ms. @defaultValue 60000 */
     SIEVE_MAX_WAIT_MS: Int(60_000, 0),
+    /**
+     * How long an Idempotency-Key is remembered (per tenant), in hours; at least 24. Older keys are
+     * purged by the sweeper and may be reused. @defaultValue 48
+     */
+    SIEVE_IDEMPOTENCY_TTL_HOURS: Int(48, 24, 24 * 365),
     /** Items packed into one classify call at most. @defaultValue 25 */
     SIEVE_CLASSIFY_MAX_ITEMS: Int(25, 1, 500),
     /** Estimated prompt tokens of items in one classify call at most. @defaultValue 6000 */

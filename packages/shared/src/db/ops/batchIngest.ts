@@ -14,20 +14,25 @@ import { queryRows } from "../client.js";
 import { jobs } from "../schema/index.js";
 import type { FinishedJob } from "./results.js";
 import type { NewJob } from "./jobs.js";
+import { claimIdempotencyKey, completeIdempotencyKey, type IdempotencyClaim } from "./idempotency.js";
 
 /** item_count of a job still being ingested (Postgres integer max). */
 export const INGESTING_ITEM_COUNT = 2_147_483_647;
 
 /** A bulk job is created before its items arrive. */
-export type NewBulkJob = Omit<NewJob, "items">;
+export type NewBulkJob = Omit<NewJob, "items" | "idempotency">;
 
-export async function createBulkJob(db: Db, job: NewBulkJob): Promise<void> {
-  await db.insert(jobs).values({
-    ...job,
-    cacheOptions: job.cacheOptions ?? null,
-    status: "ingesting",
-    itemCount: INGESTING_ITEM_COUNT,
-    enqueued: false,
+/** The job row of an upload, and its Idempotency-Key (hash still null) in the same transaction. */
+export async function createBulkJob(db: Db, job: NewBulkJob, idempotency?: IdempotencyClaim): Promise<void> {
+  await db.transaction(async (tx) => {
+    await tx.insert(jobs).values({
+      ...job,
+      cacheOptions: job.cacheOptions ?? null,
+      status: "ingesting",
+      itemCount: INGESTING_ITEM_COUNT,
+      enqueued: false,
+    });
+    if (idempotency) await claimIdempotencyKey(tx, job.tenantId, job.id, idempotency);
   });
 }
 
@@ -83,13 +88,28 @@ export async function insertBulkItems(
  * are still to be enqueued (the sweeper enqueues them if this process dies first). created_at
  * becomes the acceptance time: the sweeper's staleness clock must not count the upload.
  */
-export async function finishBulkJob(db: Db, jobId: string, itemCount: number, opts: { enqueued: boolean }): Promise<FinishedJob | undefined> {
-  const rows = await queryRows<{ id: string; status: string; finished: boolean }>(
+export async function finishBulkJob(
+  db: Db,
+  jobId: string,
+  itemCount: number,
+  opts: { enqueued: boolean; idempotency?: { requestHash: string; response: unknown } },
+): Promise<FinishedJob | undefined> {
+  const rows = await db.transaction(async (tx) => {
+    // The key gets its body hash in the transaction that makes the job "accepted".
+    if (opts.idempotency) await completeIdempotencyKey(tx, jobId, opts.idempotency.requestHash, opts.idempotency.response);
+    return finishRow(tx as unknown as Db, jobId, itemCount, opts.enqueued);
+  });
+  const r = rows[0];
+  return r?.finished ? { id: r.id, status: r.status } : undefined;
+}
+
+async function finishRow(db: Db, jobId: string, itemCount: number, enqueued: boolean) {
+  return queryRows<{ id: string; status: string; finished: boolean }>(
     db,
     sql`update jobs set
           item_count = ${itemCount},
           created_at = now(),
-          enqueued = ${opts.enqueued},
+          enqueued = ${enqueued},
           status = case when done_count >= ${itemCount} then
                      case when error_count = 0 then 'completed'
                           when error_count >= ${itemCount} then 'failed'
@@ -99,8 +119,6 @@ export async function finishBulkJob(db: Db, jobId: string, itemCount: number, op
         where id = ${jobId}
         returning id, status, (done_count >= item_count) as finished`,
   );
-  const r = rows[0];
-  return r?.finished ? { id: r.id, status: r.status } : undefined;
 }
 
 /** Bulk jobs whose ingestion never finished (the uploading process died), older than `olderThan`. */

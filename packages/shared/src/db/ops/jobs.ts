@@ -2,6 +2,7 @@ import { and, asc, eq, gt, sql } from "drizzle-orm";
 import type { Db } from "../client.js";
 import { queryRows } from "../client.js";
 import { items, jobs, results } from "../schema/index.js";
+import { claimIdempotencyKey, type IdempotencyClaim } from "./idempotency.js";
 
 export interface NewJob {
   id: string;
@@ -15,6 +16,8 @@ export interface NewJob {
   batchKey: string;
   cacheOptions?: unknown;
   items: Array<{ externalId: string; text: string; cacheKey?: string | null }>;
+  /** The request's Idempotency-Key, claimed in the same transaction (IdempotencyKeyTaken when taken). */
+  idempotency?: IdempotencyClaim | undefined;
 }
 
 export interface CreatedItem {
@@ -27,7 +30,7 @@ export interface CreatedItem {
 /** Rows per multi-row INSERT (Postgres allows 65,535 parameters per statement). */
 const INSERT_CHUNK = 5_000;
 
-/** Inserts a job and its items in one transaction; returns the item ids in submission order. */
+/** Inserts a job, its items and its idempotency key in one transaction; returns the item ids in submission order. */
 export async function createJob(db: Db, job: NewJob): Promise<CreatedItem[]> {
   return db.transaction(async (tx) => {
     await tx.insert(jobs).values({
@@ -43,6 +46,8 @@ export async function createJob(db: Db, job: NewJob): Promise<CreatedItem[]> {
       itemCount: job.items.length,
       cacheOptions: job.cacheOptions ?? null,
     });
+    // Before the items: a second request with the same key waits here for the first to commit.
+    if (job.idempotency) await claimIdempotencyKey(tx, job.tenantId, job.id, job.idempotency);
     const out: CreatedItem[] = [];
     for (let start = 0; start < job.items.length; start += INSERT_CHUNK) {
       const chunk = job.items.slice(start, start + INSERT_CHUNK);

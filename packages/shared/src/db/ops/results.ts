@@ -4,7 +4,7 @@
  * job counters, incremented ONLY by the rows actually inserted. That is what makes a retried or
  * duplicated call (crash mid-call, stalled job re-run) unable to double-count anything.
  */
-import { sql } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import type { Db } from "../client.js";
 import { queryRows } from "../client.js";
 import { llmCalls, results } from "../schema/index.js";
@@ -100,12 +100,19 @@ async function bumpJobs(tx: Tx, inserted: Array<{ jobId: string; status: string 
   return finished;
 }
 
-/** Records one LLM call (if any) and its results atomically. */
+/**
+ * Records one LLM call (if any) and its results atomically. A call with an `id` was opened before
+ * it was sent (openLlmCall): its row is completed, not inserted again.
+ */
 export async function recordOutcome(db: Db, call: NewLlmCall | null, rows: NewResult[]): Promise<RecordOutcome> {
   return db.transaction(async (tx) => {
     let llmCallId: number | null = null;
-    if (call) {
-      const r = await tx.insert(llmCalls).values(call).returning({ id: llmCalls.id });
+    if (call?.id !== undefined) {
+      const { id, ...rest } = call;
+      await tx.update(llmCalls).set({ ...rest, completedAt: sql`now()` }).where(eq(llmCalls.id, id));
+      llmCallId = id;
+    } else if (call) {
+      const r = await tx.insert(llmCalls).values({ ...call, completedAt: sql`now()` }).returning({ id: llmCalls.id });
       llmCallId = r[0]!.id;
     }
     const inserted = await insertResults(tx, rows, llmCallId);
@@ -122,4 +129,28 @@ export async function itemsWithResults(db: Db, itemIds: number[]): Promise<Set<n
     sql`select item_id::int as item_id from results where item_id = any(${sql.param(itemIds)}::bigint[])`,
   );
   return new Set(rows.map((r) => r.item_id));
+}
+
+/**
+ * The ledger entry of a provider request, written BEFORE the request is sent (state "sent", the
+ * estimated prompt tokens and their cost): a call cut off by a crash stays visible. recordOutcome
+ * completes it with the real usage.
+ */
+export async function openLlmCall(db: Db, call: Omit<NewLlmCall, "id" | "state" | "outcome">): Promise<number> {
+  const r = await db.insert(llmCalls).values({ ...call, state: "sent", outcome: "sent" }).returning({ id: llmCalls.id });
+  return r[0]!.id;
+}
+
+/**
+ * Calls still "sent" after `olderThan` can no longer be answered (a call never outlives its
+ * timeout): their worker died. They become "interrupted", keeping their estimate. Returns how many.
+ */
+export async function interruptStaleCalls(db: Db, olderThan: Date): Promise<number> {
+  const rows = await queryRows<{ id: number }>(
+    db,
+    sql`update llm_calls set state = 'interrupted', outcome = 'interrupted', completed_at = now(),
+               error = 'no answer recorded: the process making the call stopped (crash or kill)'
+        where state = 'sent' and created_at < ${olderThan.toISOString()} returning id`,
+  );
+  return rows.length;
 }

@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import {
   bigint,
   bigserial,
@@ -149,7 +150,7 @@ export const llmCalls = pgTable(
     cacheWriteTokens: integer("cache_write_tokens").notNull().default(0),
     latencyMs: integer("latency_ms").notNull().default(0),
     costUsd: numeric("cost_usd", { precision: 14, scale: 8 }).notNull().default("0"),
-    /** ok | partial | invalid_output | rate_limited | server_error | timeout | client_error */
+    /** ok | partial | invalid_output | rate_limited | server_error | timeout | client_error | sent | interrupted */
     outcome: text("outcome").notNull(),
     /** Items of the call answered validly. */
     validCount: integer("valid_count").notNull().default(0),
@@ -158,8 +159,23 @@ export const llmCalls = pgTable(
     providerBatchId: text("provider_batch_id"),
     /** Provider request id (x-request-id / request-id header, or batch custom_id). */
     requestId: text("request_id"),
+    /**
+     * sent: recorded before the request left (realtime lane), no answer yet | ok: answered |
+     * error: the provider refused or failed | interrupted: cut off (the worker died), its estimate stands.
+     */
+    state: text("state").notNull().default("ok"),
+    /** Prompt tokens estimated before sending (o200k count of the rendered prompt). */
+    estInputTokens: integer("est_input_tokens").notNull().default(0),
+    /** Cost of the estimated prompt tokens at the price table, in USD. */
+    estCostUsd: numeric("est_cost_usd", { precision: 14, scale: 8 }).notNull().default("0"),
+    /** When the answer (or failure) was recorded; null while sent. createdAt is when it was sent. */
+    completedAt: timestamp("completed_at", { withTimezone: true }),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [index("llm_calls_created_idx").on(t.createdAt), index("llm_calls_tenant_idx").on(t.tenantId)],
+  (t) => [
+    index("llm_calls_created_idx").on(t.createdAt),
+    index("llm_calls_tenant_idx").on(t.tenantId),
+    index("llm_calls_sent_idx").on(t.createdAt).where(sql`${t.state} = 'sent'`),
+  ],
 );
 
