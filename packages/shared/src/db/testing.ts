@@ -54,6 +54,19 @@ export function testPrefix(name = "t"): string {
   return `sievetest-${run ? `r${run}-` : ""}${name}-${randomBytes(4).toString("hex")}`;
 }
 
+/**
+ * QUIT, then wait for the socket to be gone ("end"): a test that checks for leaked handles right
+ * after its harness closed must not see this connection.
+ */
+async function closeFully(r: Redis): Promise<void> {
+  const ended = new Promise<void>((resolve) => {
+    r.once("end", () => resolve());
+    setTimeout(resolve, 2_000).unref();
+  });
+  await r.quit().catch(() => r.disconnect());
+  await ended;
+}
+
 /** Redis keys matching a glob pattern, counted with SCAN (never KEYS: the server is shared). */
 export async function countRedisKeys(redisUrl: string, pattern: string): Promise<number> {
   const r = new Redis(redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true });
@@ -63,9 +76,7 @@ export async function countRedisKeys(redisUrl: string, pattern: string): Promise
     for await (const keys of r.scanStream({ match: pattern, count: 1000 }) as AsyncIterable<string[]>) n += keys.length;
     return n;
   } finally {
-    // quit() waits for the server to close the socket: a test that checks for leaked handles right
-    // after its harness closed must not see this connection.
-    await r.quit().catch(() => r.disconnect());
+    await closeFully(r);
   }
 }
 
@@ -84,8 +95,6 @@ export async function deleteRedisPrefix(redisUrl: string, prefix: string): Promi
     }
     return n;
   } finally {
-    // quit() waits for the server to close the socket: a test that checks for leaked handles right
-    // after its harness closed must not see this connection.
-    await r.quit().catch(() => r.disconnect());
+    await closeFully(r);
   }
 }
