@@ -13,14 +13,28 @@ ensure_node_modules
 ensure_redis
 ensure_postgres
 
-echo "== type-check"
-npx --no-install tsc -p tsconfig.json
+echo "== node $(node -v)"
+if [ -z "${SIEVE_SKIP_TYPECHECK:-}" ]; then
+  echo "== type-check"
+  npx --no-install tsc -p tsconfig.json
+fi
 
 if [ "$#" -gt 0 ]; then
   files=("$@")
 else
-  mapfile -t files < <(git ls-files --cached --others --exclude-standard -- '*.test.ts' | grep -v '^bench/' | sort)
+  # Benchmarks are programs (bench/*.ts), never *.test.ts; the unit tests of their helpers run here.
+  mapfile -t files < <(git ls-files --cached --others --exclude-standard -- '*.test.ts' | sort)
 fi
 echo "== ${#files[@]} test files"
+# Every queue prefix of this run carries the run id (testPrefix), so the keys a suite forgot to
+# delete can be counted afterwards without confusing them with other runs on the same Redis.
+export SIEVE_TEST_RUN="${SIEVE_TEST_RUN:-$(date +%s)$$}"
 # Two cores: two test files at a time. Each file isolates itself (own database, own queue prefix).
-exec node --import tsx --test --test-concurrency="${SIEVE_TEST_CONCURRENCY:-2}" --test-timeout="${SIEVE_TEST_TIMEOUT_MS:-300000}" "${files[@]}"
+status=0
+node --import tsx --test --test-concurrency="${SIEVE_TEST_CONCURRENCY:-2}" --test-timeout="${SIEVE_TEST_TIMEOUT_MS:-300000}" "${files[@]}" || status=$?
+left=$(node --import tsx test/support/redis-leftovers.ts "sievetest-r$SIEVE_TEST_RUN-*")
+if [ "$left" != "0" ]; then
+  echo "== FAIL: the suites left $left Redis keys behind (sievetest-r$SIEVE_TEST_RUN-*); each must delete its prefix in its after hook" >&2
+  [ "$status" = 0 ] && status=1
+fi
+exit "$status"

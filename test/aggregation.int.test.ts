@@ -49,7 +49,9 @@ describe("flush rules", () => {
     const took = Date.now() - t0;
     assert.equal(r.body.status, "completed");
     assert.ok(took >= 400, `waited for neighbours (${took} ms)`);
-    assert.ok(took < 3_000, `but not much longer (${took} ms)`);
+    // "Not much longer": below the 10 s long-poll (a batch that never flushed answers 202 pending),
+    // with room for a loaded 2-core machine.
+    assert.ok(took < 8_000, `but not much longer (${took} ms)`);
     const { n } = await queryOne<{ n: number }>(h.db.db, sql`select item_count as n from llm_calls order by id desc limit 1`);
     assert.equal(n, 1);
   });

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseEnv, providerEndpoints, createLogger, type Env } from "@sieve/shared";
-import { createTestDb, testPrefix, type TestDb } from "@sieve/shared/db/testing";
+import { createTestDb, deleteRedisPrefix, testPrefix, type TestDb } from "@sieve/shared/db/testing";
 import { addApiKey } from "@sieve/shared/db/ops/tenants";
 import { startSimulator, type SimulatorFaults } from "@sieve/simulator";
 import { startApi, type ApiHandle } from "@sieve/producer/server";
@@ -119,10 +119,15 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     },
     async close() {
       for (const c of children) c.kill("SIGKILL");
-      await h.workers?.close();
-      await api.close();
-      await sim.close();
-      await db.drop();
+      try {
+        await h.workers?.close();
+        await api.close();
+        await sim.close();
+        await db.drop();
+      } finally {
+        // Last, once nothing writes any more: the shared Redis keeps no key of this suite.
+        await deleteRedisPrefix(env.REDIS_URL, env.SIEVE_QUEUE_PREFIX);
+      }
     },
   };
   if (opts.workers ?? true) await h.startWorkers();

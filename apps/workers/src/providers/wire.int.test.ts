@@ -184,7 +184,8 @@ for (const name of ["openai", "anthropic", "vllm"] as const) {
       const took = performance.now() - t0;
       assert.equal(e.kind, "timeout");
       assert.ok(!(e instanceof CallAbortedError));
-      assert.ok(took < 1_000, `took ${took} ms`);
+      // Loose on purpose (a loaded 2-core machine): without our deadline it would hang for the SDK's minutes.
+      assert.ok(took >= 150 && took < 10_000, `took ${took} ms`);
     });
 
     test("headers sent, then the body stalls -> timeout (the SDK timeout alone would hang)", async () => {
@@ -195,7 +196,7 @@ for (const name of ["openai", "anthropic", "vllm"] as const) {
       const t0 = performance.now();
       const e = await rejects(provider.callStructured(request({ timeoutMs: 250 })));
       assert.equal(e.kind, "timeout");
-      assert.ok(performance.now() - t0 < 1_000);
+      assert.ok(performance.now() - t0 < 10_000);
     });
 
     test("the caller's abort -> CallAbortedError with the reason", async () => {
