@@ -29,6 +29,8 @@ import { sweepOnce } from "./maintenance/sweeper.js";
 import { createAfterResults, type SemanticFill } from "./dedup/afterResults.js";
 import { createBatchAnswerWriter } from "./dedup/batchAnswers.js";
 import { ExactCache } from "@sieve/shared/dedup/exact";
+import { createGpuPool, workerLanes } from "./gpu/lane.js";
+import type { GpuPool } from "./gpu/pool.js";
 
 export { Aggregator } from "./aggregator/aggregator.js";
 export { executeBatch } from "./aggregator/execute.js";
@@ -53,6 +55,8 @@ export interface WorkersOptions {
 
 export interface WorkersHandle {
   aggregators: Aggregator[];
+  /** The local GPU lane (vLLM engines with adaptive limiters), when this process consumes it. */
+  gpu?: GpuPool;
   /** The provider Batch API lane, when SIEVE_BATCH_LANE=true (issue 4). */
   batchLane?: BatchLaneHandle;
   close(): Promise<void>;
@@ -106,7 +110,15 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       })
     : undefined;
   const aggregators: Aggregator[] = [];
-  for (const [name, provider] of providers) {
+  const lanes = workerLanes(env, providers.keys());
+  // The local GPU lane: every vLLM engine behind its own adaptive limiter (docs/gpu-lane.md),
+  // unless a test handed in its own vLLM provider.
+  const vllmEndpoint = opts.endpoints.get("vllm");
+  const gpu = lanes.has("vllm") && vllmEndpoint && !opts.providers?.has("vllm") ? createGpuPool(env, vllmEndpoint, providers, log.child({ lane: "gpu" })) : undefined;
+  if (gpu) await gpu.start();
+  for (const [name, configured] of providers) {
+    if (!lanes.has(name)) continue;
+    const provider = name === "vllm" && gpu ? gpu : configured;
     const agg = new Aggregator({
       db,
       connection,
@@ -114,7 +126,7 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       provider,
       prices,
       policies: { classify: batchPolicy(env, "classify"), translate: batchPolicy(env, "translate") },
-      concurrency: env.SIEVE_WORKER_CONCURRENCY,
+      concurrency: provider === gpu ? () => gpu.capacity() : env.SIEVE_WORKER_CONCURRENCY,
       callTimeoutMs: env.SIEVE_CALL_TIMEOUT_MS,
       lockDurationMs: opts.lockDurationMs ?? 30_000,
       log: log.child({ provider: name }),
@@ -130,7 +142,8 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
   const queues = new Map<ProviderName, Queue>();
   for (const name of providers.keys()) queues.set(name, new Queue(realtimeQueueName(name), { connection, prefix }));
   const maintenance = new Queue(MAINTENANCE_QUEUE, { connection, prefix });
-  const sweepEveryMs = opts.sweepEveryMs ?? 30_000;
+  // A GPU-only process leaves maintenance and the batch lane to the workers processes.
+  const sweepEveryMs = env.SIEVE_ROLE === "gpu" ? 0 : (opts.sweepEveryMs ?? 30_000);
   let maintenanceWorker: Worker | undefined;
   if (sweepEveryMs > 0) {
     await maintenance.upsertJobScheduler("sweep", { every: sweepEveryMs }, { name: "sweep", data: { kind: "sweep-unenqueued" } });
@@ -150,7 +163,7 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
     maintenanceWorker.on("error", (e) => log.warn({ err: coerceError(e).message }, "maintenance worker error"));
   }
   // Batch lane (issue 4, docs/batch-lane.md): packer and lifecycle poller on job schedulers.
-  const batchLane = env.SIEVE_BATCH_LANE
+  const batchLane = env.SIEVE_BATCH_LANE && env.SIEVE_ROLE !== "gpu"
     ? await startBatchLane({
         env,
         db,
@@ -162,14 +175,16 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
         ...(exact ? { onAnswered: createBatchAnswerWriter({ db, env, exact, ...(semanticFill ? { semantic: semanticFill } : {}), log }) } : {}),
       })
     : undefined;
-  log.info({ providers: [...providers.keys()], concurrency: env.SIEVE_WORKER_CONCURRENCY }, "workers started");
+  log.info({ lanes: [...lanes], concurrency: env.SIEVE_WORKER_CONCURRENCY, gpuEngines: gpu?.engines.length ?? 0 }, "workers started");
 
   return {
     aggregators,
+    ...(gpu ? { gpu } : {}),
     ...(batchLane ? { batchLane } : {}),
     async close() {
       await batchLane?.close();
       await Promise.allSettled(aggregators.map((a) => a.close()));
+      gpu?.close();
       await maintenanceWorker?.close().catch(() => {});
       await Promise.allSettled([maintenance.close(), ...(fillQueue ? [fillQueue.close()] : []), ...[...queues.values()].map((q) => q.close())]);
       await Promise.allSettled([connection.quit(), publisher.quit()]);

@@ -156,12 +156,14 @@ export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Pro
     const validated = res.answer === undefined
       ? { ok: new Map(), failed: new Map(ids.map((id) => [id, { reason: "unparseable_output" as const, message: res.parseError ?? "unparseable output" }])), unknownIds: 0 }
       : validateResults(ctx.params, ids, res.answer);
-    const cost = costUsd(ctx.prices, ctx.model, res.usage, ctx.lane);
+    // The GPU lane may have failed over to a cloud route: record and price who answered.
+    const served = res.servedBy ?? { provider: providerName, model: ctx.model };
+    const cost = costUsd(ctx.prices, served.model, res.usage, ctx.lane);
     const perItem = batch.length > 0 ? cost.usd / batch.length : 0;
     const okRows: NewResult[] = [];
     for (const [id, output] of validated.ok) {
       const it = byId.get(id)!;
-      okRows.push({ itemId: it.itemId, jobId: it.jobId, tenantId: it.tenantId, status: "ok", output, provider: providerName, model: ctx.model, costUsd: perItem });
+      okRows.push({ itemId: it.itemId, jobId: it.jobId, tenantId: it.tenantId, status: "ok", output, provider: served.provider, model: served.model, costUsd: perItem });
     }
     const failedItems = [...validated.failed.keys()].map((id) => byId.get(id)!);
     const firstFailure = [...validated.failed.values()][0];
@@ -172,6 +174,8 @@ export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Pro
     await persist(
       {
         ...baseCall,
+        provider: served.provider,
+        model: served.model,
         inputTokens: res.usage.inputTokens,
         outputTokens: res.usage.outputTokens,
         cachedInputTokens: res.usage.cachedInputTokens ?? 0,

@@ -25,6 +25,11 @@ export interface StructuredCallResult {
   latencyMs: number;
   /** Provider request id (x-request-id / request-id), when sent. */
   requestId?: string;
+  /**
+   * Who actually answered, when not the provider called (the GPU lane failing over to a cloud
+   * route, docs/gpu-lane.md): the call is recorded and priced as this provider and model.
+   */
+  servedBy?: { provider: ProviderName; model: string };
 }
 
 export interface LlmProvider {
