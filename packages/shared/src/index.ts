@@ -14,3 +14,5 @@ export * from "./db/ops/results.js";
 export * from "./api/schemas.js";
 export * from "./lifecycle.js";
 export * from "./metrics.js";
+export * from "./router/deadline.js";
+export * from "./router/plan.js";

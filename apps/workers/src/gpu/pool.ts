@@ -14,6 +14,7 @@
  *   through `servedBy`, so the call is recorded and priced as that provider and model); without
  *   one, the call fails as retryable and the aggregator hands the items back to the queue.
  */
+import { setMaxListeners } from "node:events";
 import type { Logger, ProviderName } from "@sieve/shared";
 import { ProviderError, coerceError } from "@sieve/shared/errors";
 import type { LlmProvider, StructuredCallRequest, StructuredCallResult } from "../providers/types.js";
@@ -51,7 +52,7 @@ class Engine {
   inFlight = 0;
   health: Health = "unknown";
   failures = 0;
-  drain = new AbortController();
+  drain = Engine.drainController();
   constructor(
     readonly cfg: GpuEngineConfig,
     private readonly limiterOpts: LimiterOptions | undefined,
@@ -59,13 +60,19 @@ class Engine {
     this.provider = new VllmProvider({ provider: "vllm", baseURL: cfg.baseURL, apiKey: cfg.apiKey ?? "EMPTY", defaultModel: cfg.model, simulated: false });
     this.limiter = new AdaptiveLimiter(limiterOpts);
   }
+  /** Every in-flight call listens on it (AbortSignal.any): hundreds at a time are expected. */
+  private static drainController(): AbortController {
+    const c = new AbortController();
+    setMaxListeners(0, c.signal);
+    return c;
+  }
   get label(): string {
     return this.cfg.baseURL;
   }
   /** Back in service: a fresh limiter (start low again), a fresh drain signal. */
   revive(): void {
     this.limiter = new AdaptiveLimiter(this.limiterOpts);
-    this.drain = new AbortController();
+    this.drain = Engine.drainController();
     this.failures = 0;
     this.health = "healthy";
   }
