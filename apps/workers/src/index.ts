@@ -11,6 +11,7 @@ import {
   batchPolicy,
   coerceError,
   createRedis,
+  publishGpuStats,
   jobEventsChannel,
   loadPriceTable,
   realtimeQueueName,
@@ -115,7 +116,15 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
   // unless a test handed in its own vLLM provider.
   const vllmEndpoint = opts.endpoints.get("vllm");
   const gpu = lanes.has("vllm") && vllmEndpoint && !opts.providers?.has("vllm") ? createGpuPool(env, vllmEndpoint, providers, log.child({ lane: "gpu" })) : undefined;
-  if (gpu) await gpu.start();
+  let gpuStatsTimer: NodeJS.Timeout | undefined;
+  if (gpu) {
+    await gpu.start();
+    // The API process's lane router reads these (packages/shared/src/router/laneStats.ts).
+    const processId = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    const publish = () => publishGpuStats(publisher, prefix, processId, gpu.laneStats()).catch((e) => log.warn({ err: coerceError(e).message }, "could not publish GPU lane stats"));
+    await publish();
+    gpuStatsTimer = setInterval(() => void publish(), 1_000);
+  }
   for (const [name, configured] of providers) {
     if (!lanes.has(name)) continue;
     const provider = name === "vllm" && gpu ? gpu : configured;
@@ -184,6 +193,7 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
     async close() {
       await batchLane?.close();
       await Promise.allSettled(aggregators.map((a) => a.close()));
+      if (gpuStatsTimer) clearInterval(gpuStatsTimer);
       gpu?.close();
       await maintenanceWorker?.close().catch(() => {});
       await Promise.allSettled([maintenance.close(), ...(fillQueue ? [fillQueue.close()] : []), ...[...queues.values()].map((q) => q.close())]);

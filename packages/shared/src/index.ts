@@ -16,3 +16,4 @@ export * from "./lifecycle.js";
 export * from "./metrics.js";
 export * from "./router/deadline.js";
 export * from "./router/plan.js";
+export * from "./router/laneStats.js";

@@ -63,6 +63,7 @@ export function jobsRouter(ctx: ApiContext): Router {
         provider: body.provider,
         model: body.model,
         lane: body.lane,
+        deadline: body.deadline,
         cache: body.cache,
       });
       ctx.log.info({ jobId: out.jobId, tenantId, items: out.itemCount, cached: out.cached, parcels: out.parcels }, "job accepted");

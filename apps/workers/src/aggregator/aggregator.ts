@@ -278,7 +278,7 @@ export class Aggregator {
           model: rep.model,
           params: rep.params,
           batchKey: rep.batchKey,
-          lane: "realtime",
+          lane: rep.tier === "flex" ? "flex" : "realtime",
           prices: this.opts.prices,
           timeoutMs: this.opts.callTimeoutMs,
           signal: this.abort.signal,

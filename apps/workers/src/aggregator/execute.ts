@@ -30,7 +30,8 @@ export interface ExecuteContext {
   model: string;
   params: TaskParams;
   batchKey: string;
-  lane: "realtime" | "batch";
+  /** "flex": sent with service_tier flex, priced at batch rates unless it fell back to the default tier. */
+  lane: "realtime" | "batch" | "flex";
   prices: PriceTable;
   timeoutMs: number;
   /** Tries for an item that is alone in its call. @defaultValue 2 */
@@ -130,6 +131,7 @@ export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Pro
         items: batch.map((it, i) => ({ id: ids[i]!, text: it.text })),
         timeoutMs: ctx.timeoutMs,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
+        ...(ctx.lane === "flex" ? { serviceTier: "flex" as const } : {}),
       });
     } catch (e) {
       const err =
@@ -158,7 +160,8 @@ export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Pro
       : validateResults(ctx.params, ids, res.answer);
     // The GPU lane may have failed over to a cloud route: record and price who answered.
     const served = res.servedBy ?? { provider: providerName, model: ctx.model };
-    const cost = costUsd(ctx.prices, served.model, res.usage, ctx.lane);
+    const lane = ctx.lane === "flex" && res.servedTier === "default" ? "realtime" : ctx.lane;
+    const cost = costUsd(ctx.prices, served.model, res.usage, lane);
     const perItem = batch.length > 0 ? cost.usd / batch.length : 0;
     const okRows: NewResult[] = [];
     for (const [id, output] of validated.ok) {
@@ -176,6 +179,7 @@ export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Pro
         ...baseCall,
         provider: served.provider,
         model: served.model,
+        lane,
         inputTokens: res.usage.inputTokens,
         outputTokens: res.usage.outputTokens,
         cachedInputTokens: res.usage.cachedInputTokens ?? 0,

@@ -236,6 +236,7 @@ export class GpuPool implements LlmProvider {
       const res = await e.provider.callStructured({ ...req, model: e.cfg.model, signal });
       e.failures = 0;
       e.limiter.onSuccess(res.latencyMs, inFlightAtStart, Date.now());
+      this.answered.push([Date.now(), req.items.length]);
       return res;
     } catch (err) {
       const pe = err instanceof ProviderError ? err : undefined;
@@ -258,6 +259,24 @@ export class GpuPool implements LlmProvider {
     this.o.log.warn({ waitedS, provider: fb.provider.name, model: fb.model }, "no healthy vLLM engine: failing over to the cloud route");
     const res = await fb.provider.callStructured({ ...req, model: fb.model });
     return { ...res, servedBy: { provider: fb.provider.name as ProviderName, model: fb.model } };
+  }
+
+  private readonly answered: Array<[number, number]> = [];
+  private peakItemsPerS = 0;
+  private peakAt = 0;
+
+  /**
+   * What the lane router needs (published for the API process): items per second answered over
+   * the last 5 s, or the recent peak when the lane is idle (its capacity did not vanish; the peak
+   * halves every 10 minutes), and how many engines take work.
+   */
+  laneStats(now = Date.now()): { itemsPerS: number; healthyEngines: number; capacity: number } {
+    while (this.answered.length > 0 && this.answered[0]![0] < now - 5_000) this.answered.shift();
+    const current = this.answered.reduce((a, [, n]) => a + n, 0) / 5;
+    const decayed = this.peakItemsPerS * 0.5 ** ((now - this.peakAt) / 600_000);
+    if (current >= decayed) [this.peakItemsPerS, this.peakAt] = [current, now];
+    const healthyEngines = this.engines.filter((e) => e.health === "healthy").length;
+    return { itemsPerS: healthyEngines === 0 ? 0 : Math.max(current, decayed), healthyEngines, capacity: this.capacity() };
   }
 
   /** For tests and /metrics: per-engine state. */

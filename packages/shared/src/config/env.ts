@@ -209,6 +209,14 @@ export const Env = z
     SIEVE_GPU_FAILOVER_ROUTE: Route,
     /** How long no engine must be healthy before calls fail over, in ms. @defaultValue 30000 */
     SIEVE_GPU_FAILOVER_AFTER_MS: Int(30_000, 0),
+    /** Model of the lane router's flex lane (OpenAI flex processing; a flex-capable model: https://platform.openai.com/docs/guides/flex-processing). Empty: no flex lane. @defaultValue "gpt-5-mini" */
+    SIEVE_FLEX_MODEL: z.string().default("gpt-5-mini"),
+    /** Shortest deadline the lane router sends to flex, in ms (flex is slower and may be refused). @defaultValue 900000 (15 min) */
+    SIEVE_ROUTER_FLEX_MIN_MS: Int(900_000, 0),
+    /** Typical time to an answer on the realtime lane, in ms: a shorter deadline is refused (422). @defaultValue 5000 */
+    SIEVE_ROUTER_REALTIME_MS: Int(5_000, 0),
+    /** Longest local GPU backlog the router builds with items that have a half-price alternative, in ms of GPU work. @defaultValue 2000 */
+    SIEVE_ROUTER_LOCAL_FILL_MS: Int(2_000, 0),
     /** Provider queues this worker process consumes (comma list of openai, anthropic, vllm). Default: every configured one; SIEVE_ROLE=gpu: vllm. */
     SIEVE_WORKER_LANES: OptStr,
     /** Run API, workers, the GPU lane only (gpu), or API + workers (all) in this process. @defaultValue "all" */

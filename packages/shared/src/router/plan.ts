@@ -37,6 +37,8 @@ export interface RouterConfig {
   flex: boolean;
   /** The provider Batch API lane is enabled. */
   batch: boolean;
+  /** A cloud route for realtime exists. @defaultValue true */
+  realtime?: boolean;
   /** Typical time to an answer per lane, ms. */
   realtimeMs: number;
   flexMs: number;
@@ -117,6 +119,6 @@ export function planLanes(n: number, deadlineMs: number, cfg: RouterConfig): Lan
 function cloudLane(deadlineMs: number, cfg: RouterConfig): { lane: "batch" | "flex" | "realtime"; reason: string } | undefined {
   if (cfg.batch && deadlineMs >= cfg.batchMinMs) return { lane: "batch", reason: `deadline ${s(deadlineMs)} >= ${s(cfg.batchMinMs)}: provider Batch API at 50% price` };
   if (cfg.flex && deadlineMs >= cfg.flexMinMs) return { lane: "flex", reason: `deadline ${s(deadlineMs)} >= ${s(cfg.flexMinMs)}: OpenAI flex processing at batch price` };
-  if (deadlineMs * cfg.safety >= cfg.realtimeMs) return { lane: "realtime", reason: `deadline ${s(deadlineMs)}: realtime (list price)` };
+  if (cfg.realtime !== false && deadlineMs * cfg.safety >= cfg.realtimeMs) return { lane: "realtime", reason: `deadline ${s(deadlineMs)}: realtime (list price)` };
   return undefined;
 }
