@@ -67,11 +67,11 @@ async function main(): Promise<void> {
   log.info({ database: dbh.kind === "pglite" ? `embedded PGlite at ${dataDir}` : "postgres (DATABASE_URL)" }, "database ready");
   for (const { tenantId, key } of parseBootstrapKeys(env.SIEVE_API_KEYS)) await addApiKey(dbh.db, tenantId, key, "bootstrap");
 
-  if (env.SIEVE_ROLE === "all" || env.SIEVE_ROLE === "workers") {
+  if (env.SIEVE_ROLE === "all" || env.SIEVE_ROLE === "workers" || env.SIEVE_ROLE === "gpu") {
     const { startWorkers, startWorkerHttp } = await import("@sieve/workers");
     const workers = await startWorkers({ env, db: dbh.db, endpoints, log: log.child({ role: "workers" }) });
     shutdown.add("workers", () => workers.close());
-    if (env.SIEVE_ROLE === "workers" && env.SIEVE_WORKER_METRICS_PORT > 0) {
+    if ((env.SIEVE_ROLE === "workers" || env.SIEVE_ROLE === "gpu") && env.SIEVE_WORKER_METRICS_PORT > 0) {
       const http = await startWorkerHttp({ port: env.SIEVE_WORKER_METRICS_PORT, host: env.HOST, monitor: workers.monitor });
       shutdown.add("worker metrics", () => http.close());
       log.info({ url: http.url }, "workers metrics and readiness listening");

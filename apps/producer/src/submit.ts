@@ -14,6 +14,8 @@ import {
   parcelJobId,
   promptVersionOf,
   recordOutcome,
+  resolveDeadline,
+  DeadlineError,
   type CacheOptions,
   type Parcel,
   type ProviderName,
@@ -23,6 +25,7 @@ import {
 import { createJob, deleteJob, markEnqueued, setCachedCount, type CreatedItem } from "@sieve/shared/db/ops/jobs";
 import type { IdempotencyClaim } from "@sieve/shared/db/ops/idempotency";
 import type { ApiContext } from "./context.js";
+import { cloudRoute, routeAuto, type RoutedSegment } from "./router.js";
 
 export interface SubmitInput {
   tenantId: string;
@@ -30,7 +33,10 @@ export interface SubmitInput {
   items: Array<{ id: string; text: string }>;
   provider?: ProviderName | undefined;
   model?: string | undefined;
-  lane: "realtime" | "batch";
+  /** "auto": the lane router picks per item (needs `deadline`; docs/gpu-lane.md). */
+  lane: "realtime" | "batch" | "auto";
+  /** ISO 8601 duration (PT10S, P1D) or timestamp: when the caller needs the answers. */
+  deadline?: string | undefined;
   cache?: CacheOptions | undefined;
   /** The request's Idempotency-Key: claimed in the transaction that creates the job. */
   idempotency?: IdempotencyClaim | undefined;
@@ -97,12 +103,27 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
   if (input.lane === "batch" && !ctx.batchLane) {
     throw new HttpError(400, "invalid_request", 'lane: the batch lane is not enabled on this server; use "realtime"', [{ field: "lane", message: "not enabled" }]);
   }
-  const route = resolveRoute(ctx, input.params, input.provider, input.model);
+  const now = Date.now();
+  const deadlineAt = input.deadline === undefined ? undefined : deadlineOf(input.deadline, now);
+  const auto = input.lane === "auto";
+  // lane auto: caches are looked up with the task's cloud route (the realtime lane's).
+  const route = auto ? autoPrimaryRoute(ctx, input.params) : resolveRoute(ctx, input.params, input.provider, input.model);
   const queue = ctx.queues.get(route.provider);
   if (!queue) throw new HttpError(503, "unavailable", `no queue for provider ${route.provider}`);
-  const key = batchKey({ tenantId: input.tenantId, params: input.params, provider: route.provider, model: route.model, lane: input.lane, mixTenants: ctx.env.SIEVE_MIX_TENANTS });
+  const laneOfKey = input.lane === "batch" ? "batch" : "realtime";
+  let key = batchKey({ tenantId: input.tenantId, params: input.params, provider: route.provider, model: route.model, lane: laneOfKey, mixTenants: ctx.env.SIEVE_MIX_TENANTS });
   const dctx: DedupContext = { tenantId: input.tenantId, params: input.params, route, cache: input.cache };
   const dedup = ctx.dedup && input.cache?.mode !== "bypass" ? await ctx.dedup.lookup(input.items, dctx) : undefined;
+  const answers = dedup?.answers ?? new Map<number, DedupAnswer>();
+
+  // The lane router: one segment of consecutive misses per lane (before anything is stored, so
+  // an unmeetable deadline is refused with nothing written).
+  const segments = auto ? await routeAuto(ctx, input.params, input.items.length - answers.size, deadlineAt! - now) : undefined;
+  const lanes = itemLanes(input.items.length, answers, segments, { lane: input.lane, route });
+  // The job's own route: the batch segment's when there is one (the batch packer reads it).
+  const batchSeg = segments?.find((sg) => sg.lane === "batch");
+  const jobRoute = batchSeg?.route ?? segments?.[0]?.route ?? route;
+  if (auto) key = batchKey({ tenantId: input.tenantId, params: input.params, provider: jobRoute.provider, model: jobRoute.model, lane: batchSeg ? "batch" : "realtime", mixTenants: ctx.env.SIEVE_MIX_TENANTS });
 
   const jobId = `job_${randomUUID().replaceAll("-", "")}`;
   const created = await createJob(ctx.db, {
@@ -111,18 +132,18 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
     task: input.params.task,
     params: input.params,
     lane: input.lane,
-    provider: route.provider,
-    model: route.model,
+    provider: jobRoute.provider,
+    model: jobRoute.model,
     promptVersion: promptVersionOf(input.params),
     batchKey: key,
     cacheOptions: input.cache ?? null,
-    items: input.items.map((it, i) => ({ externalId: it.id, text: it.text, cacheKey: dedup?.cacheKeys[i] ?? null })),
+    ...(deadlineAt !== undefined ? { deadlineAt: new Date(deadlineAt) } : {}),
+    items: input.items.map((it, i) => ({ externalId: it.id, text: it.text, cacheKey: dedup?.cacheKeys[i] ?? null, ...lanes[i]! })),
     idempotency: input.idempotency,
   });
   metrics.itemsSubmitted.inc({ task: input.params.task, lane: input.lane }, created.length);
 
   // Items answered by a cache get their result now, in the same way a worker would write it.
-  const answers = dedup?.answers ?? new Map();
   if (answers.size > 0) {
     const rows = [...answers.entries()].map(([idx, a]) => ({
       itemId: created[idx]!.id,
@@ -149,7 +170,8 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
     const k = dedup?.cacheKeys[i];
     if (k) keyOf.set(c.id, k);
   });
-  // No in-flight coalescing in the batch lane: a leader in a provider batch can take hours.
+  // No in-flight coalescing in the batch lane (a leader in a provider batch can take hours), nor
+  // with lane auto (a leader's lane may differ from its followers').
   const plan = dedup && ctx.dedup?.afterCreate && input.lane === "realtime" ? await ctx.dedup.afterCreate(jobId, misses, keyOf, dctx) : undefined;
   if (plan) misses = misses.filter((m) => !plan.hold.has(m.id));
   const cachedCount = answers.size + (plan?.answered ?? 0);
@@ -161,16 +183,42 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
     await ctx.batchLane!.notify(jobId, misses.length, misses.map((m) => m.id));
     return { jobId, itemCount: created.length, cached: cachedCount, parcels: 0 };
   }
-  const parcels = buildParcels(
-    { jobId, tenantId: input.tenantId, batchKey: key, route, params: input.params },
-    misses,
-    batchPolicy(ctx.env, input.params.task).maxItems,
-    plan,
-    keyOf,
+  const groups: Array<{ route: Route; key: string; tier?: "flex"; items: typeof misses }> = [];
+  const batchItems: number[] = [];
+  if (segments) {
+    let at = 0;
+    for (const seg of segments) {
+      const part = misses.slice(at, at + seg.count);
+      at += seg.count;
+      metrics.routedItems.inc({ lane: seg.lane }, part.length);
+      if (seg.lane === "batch") batchItems.push(...part.map((m) => m.id));
+      else {
+        const segKey = batchKey({ tenantId: input.tenantId, params: input.params, provider: seg.route.provider, model: seg.route.model, lane: seg.tier ?? "realtime", mixTenants: ctx.env.SIEVE_MIX_TENANTS });
+        groups.push({ route: seg.route, key: segKey, ...(seg.tier ? { tier: seg.tier } : {}), items: part });
+      }
+    }
+  } else groups.push({ route, key, items: misses });
+  const maxItems = batchPolicy(ctx.env, input.params.task).maxItems;
+  const parcels = groups.flatMap((g) =>
+    buildParcels({ jobId, tenantId: input.tenantId, batchKey: g.key, route: g.route, params: input.params }, g.items, maxItems, plan, keyOf).map((p) => ({
+      ...p,
+      ...(g.tier ? { tier: g.tier } : {}),
+      ...(deadlineAt !== undefined ? { deadlineAt } : {}),
+    })),
   );
   try {
-    if (parcels.length > 0) {
-      await queue.addBulk(parcels.map((p, i) => ({ name: "parcel", data: p, opts: parcelOpts(ctx, parcelJobId(jobId, i)) })));
+    // One addBulk per queue; parcel ids are numbered across queues (the sweeper looks in each).
+    let index = 0;
+    const byQueue = new Map<ProviderName, Array<{ name: string; data: Parcel; opts: ReturnType<typeof parcelOpts> }>>();
+    for (const p of parcels) {
+      const list = byQueue.get(p.provider) ?? [];
+      list.push({ name: "parcel", data: p, opts: parcelOpts(ctx, parcelJobId(jobId, index++)) });
+      byQueue.set(p.provider, list);
+    }
+    for (const [provider, list] of byQueue) {
+      const q = ctx.queues.get(provider);
+      if (!q) throw new Error(`no queue for provider ${provider}`);
+      await q.addBulk(list);
     }
     await markEnqueued(ctx.db, jobId, parcels.length);
   } catch (e) {
@@ -178,7 +226,47 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
     ctx.monitor.report(e, "submit enqueue");
     throw new HttpError(503, "unavailable", "the queue (Redis) is unavailable; nothing was accepted, retry later");
   }
+  if (batchItems.length > 0) await ctx.batchLane!.notify(jobId, batchItems.length, batchItems);
   return { jobId, itemCount: created.length, cached: cachedCount, parcels: parcels.length };
+}
+
+function deadlineOf(deadline: string, now: number): number {
+  try {
+    return resolveDeadline(deadline, now);
+  } catch (e) {
+    if (e instanceof DeadlineError) throw new HttpError(400, "invalid_request", `deadline: ${e.message}`, [{ field: "deadline", message: e.message }]);
+    throw e;
+  }
+}
+
+function autoPrimaryRoute(ctx: ApiContext, params: TaskParams): Route {
+  const cloud = cloudRoute(ctx, params);
+  if (cloud) return cloud;
+  const local = ctx.endpoints.get("vllm");
+  if (!local) throw new HttpError(503, "unavailable", "lane auto: no provider is configured");
+  return { provider: "vllm", model: local.defaultModel };
+}
+
+/** Per item: its lane, why, and its route ("provider:model[:flex]"). */
+function itemLanes(
+  n: number,
+  answers: ReadonlyMap<number, DedupAnswer>,
+  segments: RoutedSegment[] | undefined,
+  requested: { lane: string; route: Route },
+): Array<{ lane: string; laneReason: string; route: string }> {
+  const routeText = (r: Route, tier?: string) => `${r.provider}:${r.model}${tier ? `:${tier}` : ""}`;
+  const out: Array<{ lane: string; laneReason: string; route: string }> = [];
+  const queue = (segments ?? []).flatMap((sg) => Array.from({ length: sg.count }, () => sg));
+  let next = 0;
+  for (let i = 0; i < n; i++) {
+    const a = answers.get(i);
+    if (a) out.push({ lane: "cache", laneReason: `${a.cache} cache hit: no LLM call`, route: routeText(requested.route) });
+    else if (segments) {
+      const sg = queue[next++]!;
+      out.push({ lane: sg.lane, laneReason: sg.reason, route: routeText(sg.route, sg.tier) });
+    } else out.push({ lane: requested.lane, laneReason: "requested", route: routeText(requested.route) });
+  }
+  return out;
 }
 
 /**

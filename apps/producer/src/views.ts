@@ -5,6 +5,8 @@ export function itemJson(v: ItemView) {
   return {
     id: v.externalId,
     status: v.status,
+    // Where the item went and why (lane router, docs/gpu-lane.md); absent on items stored before it.
+    ...(v.lane ? { lane: v.lane, laneReason: v.laneReason } : {}),
     ...(v.status === "ok" ? { output: v.output } : {}),
     ...(v.status === "error" ? { error: { code: v.errorCode, message: v.errorMessage } } : {}),
     ...(v.status !== "pending"
@@ -32,6 +34,7 @@ export function jobJson(job: JobRow, totals?: JobTotals) {
     params: job.params,
     createdAt: job.createdAt,
     completedAt: job.completedAt,
+    ...(job.deadlineAt ? { deadline: job.deadlineAt } : {}),
     counts: {
       items: job.itemCount,
       done: job.doneCount,

@@ -19,6 +19,7 @@ import {
   ScheduleKeeper,
   ping,
   writeHeartbeat,
+  publishGpuStats,
   jobEventsChannel,
   loadPriceTable,
   realtimeQueueName,
@@ -37,6 +38,8 @@ import { markInterruptedCalls, sweepOnce } from "./maintenance/sweeper.js";
 import { createAfterResults, type SemanticFill } from "./dedup/afterResults.js";
 import { createBatchAnswerWriter } from "./dedup/batchAnswers.js";
 import { ExactCache } from "@sieve/shared/dedup/exact";
+import { createGpuPool, workerLanes } from "./gpu/lane.js";
+import type { GpuPool } from "./gpu/pool.js";
 
 export { Aggregator } from "./aggregator/aggregator.js";
 export { executeBatch } from "./aggregator/execute.js";
@@ -66,6 +69,8 @@ export interface WorkersHandle {
   monitor: DependencyMonitor;
   /** Re-creates job schedulers Redis lost. */
   schedules: ScheduleKeeper;
+  /** The local GPU lane (vLLM engines with adaptive limiters), when this process consumes it. */
+  gpu?: GpuPool;
   /** The provider Batch API lane, when SIEVE_BATCH_LANE=true (issue 4). */
   batchLane?: BatchLaneHandle;
   close(): Promise<void>;
@@ -131,7 +136,23 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       })
     : undefined;
   const aggregators: Aggregator[] = [];
-  for (const [name, provider] of providers) {
+  const lanes = workerLanes(env, providers.keys());
+  // The local GPU lane: every vLLM engine behind its own adaptive limiter (docs/gpu-lane.md),
+  // unless a test handed in its own vLLM provider.
+  const vllmEndpoint = opts.endpoints.get("vllm");
+  const gpu = lanes.has("vllm") && vllmEndpoint && !opts.providers?.has("vllm") ? createGpuPool(env, vllmEndpoint, providers, log.child({ lane: "gpu" })) : undefined;
+  let gpuStatsTimer: NodeJS.Timeout | undefined;
+  if (gpu) {
+    await gpu.start();
+    // The API process's lane router reads these (packages/shared/src/router/laneStats.ts).
+    const processId = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    const publish = () => publishGpuStats(publisher, prefix, processId, gpu.laneStats()).catch((e) => log.warn({ err: coerceError(e).message }, "could not publish GPU lane stats"));
+    await publish();
+    gpuStatsTimer = setInterval(() => void publish(), 1_000);
+  }
+  for (const [name, configured] of providers) {
+    if (!lanes.has(name)) continue;
+    const provider = name === "vllm" && gpu ? gpu : configured;
     const agg = new Aggregator({
       db,
       connection,
@@ -139,7 +160,7 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       provider,
       prices,
       policies: { classify: batchPolicy(env, "classify"), translate: batchPolicy(env, "translate") },
-      concurrency: env.SIEVE_WORKER_CONCURRENCY,
+      concurrency: provider === gpu ? () => gpu.capacity() : env.SIEVE_WORKER_CONCURRENCY,
       callTimeoutMs: env.SIEVE_CALL_TIMEOUT_MS,
       lockDurationMs: opts.lockDurationMs ?? 30_000,
       log: log.child({ provider: name }),
@@ -161,7 +182,8 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
   }
   const maintenance = new Queue(MAINTENANCE_QUEUE, { connection, prefix });
   monitor.watch(maintenance, "maintenance queue");
-  const sweepEveryMs = opts.sweepEveryMs ?? 30_000;
+  // A GPU-only process leaves maintenance and the batch lane to the workers processes.
+  const sweepEveryMs = env.SIEVE_ROLE === "gpu" ? 0 : (opts.sweepEveryMs ?? 30_000);
   let maintenanceWorker: Worker | undefined;
   if (sweepEveryMs > 0) {
     // The schedule lives in Redis: the keeper re-creates it when Redis comes back without it.
@@ -189,7 +211,7 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
     });
   }
   // Batch lane (issue 4, docs/batch-lane.md): packer and lifecycle poller on job schedulers.
-  const batchLane = env.SIEVE_BATCH_LANE
+  const batchLane = env.SIEVE_BATCH_LANE && env.SIEVE_ROLE !== "gpu"
     ? await startBatchLane({
         env,
         db,
@@ -206,10 +228,11 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
   schedules.start();
   // Calls a crashed predecessor left "sent" are marked at once, not only at the next sweep.
   await markInterruptedCalls({ db, env, log }).catch((e) => log.warn({ err: coerceError(e).message }, "could not mark interrupted calls"));
-  log.info({ providers: [...providers.keys()], concurrency: env.SIEVE_WORKER_CONCURRENCY }, "workers started");
+  log.info({ lanes: [...lanes], concurrency: env.SIEVE_WORKER_CONCURRENCY, gpuEngines: gpu?.engines.length ?? 0 }, "workers started");
 
   return {
     aggregators,
+    ...(gpu ? { gpu } : {}),
     monitor,
     schedules,
     ...(batchLane ? { batchLane } : {}),
@@ -217,6 +240,8 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       schedules.close();
       await batchLane?.close();
       await Promise.allSettled(aggregators.map((a) => a.close()));
+      if (gpuStatsTimer) clearInterval(gpuStatsTimer);
+      gpu?.close();
       await maintenanceWorker?.close().catch(() => {});
       await Promise.allSettled([maintenance.close(), ...(fillQueue ? [fillQueue.close()] : []), ...[...queues.values()].map((q) => q.close())]);
       monitor.close();

@@ -30,7 +30,8 @@ export interface BatchKeyParts {
   params: TaskParams;
   provider: ProviderName;
   model: string;
-  lane: "realtime" | "batch";
+  /** "flex": OpenAI flex processing calls are packed apart from default-tier ones. */
+  lane: "realtime" | "batch" | "flex";
   /** When true, the tenant is left out (SIEVE_MIX_TENANTS). */
   mixTenants?: boolean;
 }

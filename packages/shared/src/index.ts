@@ -17,3 +17,6 @@ export * from "./metrics.js";
 export * from "./outages.js";
 export * from "./schedules.js";
 export * from "./api/unstorable.js";
+export * from "./router/deadline.js";
+export * from "./router/plan.js";
+export * from "./router/laneStats.js";

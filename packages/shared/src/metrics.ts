@@ -23,5 +23,7 @@ export const metrics = {
   }),
   cacheLookups: new Counter({ name: "sieve_cache_lookups_total", help: "Cache lookups by outcome", labelNames: ["kind", "outcome"], registers: [registry] }),
   cacheAudits: new Counter({ name: "sieve_cache_audits_total", help: "Semantic hits re-checked by the LLM, by agreement", labelNames: ["task", "agree"], registers: [registry] }),
+  flexFallbacks: new Counter({ name: "sieve_flex_fallbacks_total", help: "OpenAI flex calls refused with a 429 and sent again at the default tier", labelNames: ["model"], registers: [registry] }),
+  routedItems: new Counter({ name: "sieve_routed_items_total", help: "Items placed by the lane router (lane auto), by lane", labelNames: ["lane"], registers: [registry] }),
   httpRequests: new Counter({ name: "sieve_http_requests_total", help: "API requests", labelNames: ["route", "status"], registers: [registry] }),
 };

@@ -23,6 +23,8 @@ export const DEFAULT_PRICES: PriceTable = {
   "gpt-4.1-nano": { input: 0.1, output: 0.4, cachedInput: 0.025 },
   "gpt-4.1": { input: 2.0, output: 8.0, cachedInput: 0.5 },
   "gpt-4o-mini": { input: 0.15, output: 0.6, cachedInput: 0.075 },
+  "gpt-5-mini": { input: 0.25, output: 2.0, cachedInput: 0.025 },
+  "gpt-5-nano": { input: 0.05, output: 0.4, cachedInput: 0.005 },
   "claude-haiku-4-5": { input: 1.0, output: 5.0, cachedInput: 0.1, cacheWrite: 1.25 },
   "claude-sonnet-4-5": { input: 3.0, output: 15.0, cachedInput: 0.3, cacheWrite: 3.75 },
 };
@@ -52,8 +54,11 @@ export function loadPriceTable(json: string | undefined): PriceTable {
   return { ...DEFAULT_PRICES, ...r.data };
 }
 
-/** Cost of one call in USD. `lane: "batch"` applies the batch discount. */
-export function costUsd(table: PriceTable, model: string, usage: TokenUsage, lane: "realtime" | "batch" = "realtime"): { usd: number; priced: boolean } {
+/**
+ * Cost of one call in USD. `lane: "batch"` and `"flex"` apply the batch discount (flex tokens are
+ * billed at Batch API rates: https://platform.openai.com/docs/guides/flex-processing).
+ */
+export function costUsd(table: PriceTable, model: string, usage: TokenUsage, lane: "realtime" | "batch" | "flex" = "realtime"): { usd: number; priced: boolean } {
   const p = table[model];
   if (!p) return { usd: 0, priced: false };
   const cached = usage.cachedInputTokens ?? 0;
@@ -61,5 +66,5 @@ export function costUsd(table: PriceTable, model: string, usage: TokenUsage, lan
   const plain = Math.max(0, usage.inputTokens - cached - written);
   const usd =
     (plain * p.input + cached * (p.cachedInput ?? p.input) + written * (p.cacheWrite ?? p.input) + usage.outputTokens * p.output) / 1_000_000;
-  return { usd: lane === "batch" ? usd * BATCH_DISCOUNT : usd, priced: true };
+  return { usd: lane === "batch" || lane === "flex" ? usd * BATCH_DISCOUNT : usd, priced: true };
 }

@@ -50,6 +50,10 @@ export const Parcel = z.object({
     .optional(),
   /** Enqueue time (ms since epoch), for latency metrics. */
   enqueuedAt: z.number(),
+  /** OpenAI flex processing (lane router, docs/gpu-lane.md). The batch key includes it. */
+  tier: z.literal("flex").optional(),
+  /** The caller's deadline (ms since epoch), when the request gave one. */
+  deadlineAt: z.number().optional(),
 });
 export type Parcel = z.infer<typeof Parcel>;
 

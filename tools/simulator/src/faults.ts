@@ -34,6 +34,13 @@ export const SimulatorFaults = z
     rateDuplicateItem: Rate.optional(),
     /** Probability that one entry gets an invalid value (label outside the enum, empty translation). @defaultValue 0 */
     rateBadValue: Rate.optional(),
+    /**
+     * OpenAI `service_tier: "flex"` only: probability of a 429 "resource unavailable" (flex capacity
+     * is best-effort; https://platform.openai.com/docs/guides/flex-processing). @defaultValue 0
+     */
+    flexRate429: Rate.optional(),
+    /** OpenAI `service_tier: "flex"` only: extra latency of every flex request, in ms (flex is slower). @defaultValue 0 */
+    flexLatencyMs: NonNegative.optional(),
     /** Seed of the fault PRNG; setting faults with a seed restarts the sequence. @defaultValue random */
     seed: z.number().int().optional(),
   })

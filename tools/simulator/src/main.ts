@@ -27,10 +27,14 @@ Usage: npx tsx tools/simulator/src/main.ts [options]
   --seed N                 seed for the fault PRNG (reproducible runs)
   --vllm-model NAME        model served under /vllm (default Qwen/Qwen2.5-7B-Instruct-AWQ)
   --vllm-max-num-seqs N    concurrent vLLM requests before queueing (default 256)
+  --vllm-kv-cache-tokens N KV cache capacity of the simulated engine, tokens (default 65536)
+  --vllm-realistic         continuous-batching timing (calibrated to one H100, Llama-3.1-8B FP8)
+  --vllm-time-scale X      with --vllm-realistic: simulated time runs X times faster (default 1)
   --help                   this text
 
 Rates are probabilities 0..1 per request. Items whose text contains SIM_POISON are never answered.
-Control API: GET /_sim, GET|POST /_sim/faults, GET /_sim/stats, POST /_sim/reset, POST /_sim/clear-caches.`;
+Control API: GET /_sim, GET|POST /_sim/faults, GET /_sim/stats, POST /_sim/reset, POST /_sim/clear-caches,
+GET|POST /_sim/vllm ({"restart":{"loadingS":30}}, {"crash":{"downS":5,"loadingS":30}}, {"slowdown":3}).`;
 
 const FAULT_FLAGS: Record<string, keyof SimulatorFaults> = {
   "latency-ms": "latencyMs",
@@ -62,6 +66,9 @@ const { values } = parseArgs({
     host: { type: "string" },
     "vllm-model": { type: "string" },
     "vllm-max-num-seqs": { type: "string" },
+    "vllm-kv-cache-tokens": { type: "string" },
+    "vllm-realistic": { type: "boolean" },
+    "vllm-time-scale": { type: "string" },
     help: { type: "boolean" },
     ...Object.fromEntries(Object.keys(FAULT_FLAGS).map((k) => [k, { type: "string" as const }])),
   },
@@ -87,6 +94,8 @@ if (!faults.success) {
 
 const logger = createLogger({ name: "sieve-simulator" });
 const maxNumSeqs = num("vllm-max-num-seqs", flags["vllm-max-num-seqs"] as string | undefined);
+const kvCacheTokens = num("vllm-kv-cache-tokens", flags["vllm-kv-cache-tokens"] as string | undefined);
+const timeScale = num("vllm-time-scale", flags["vllm-time-scale"] as string | undefined);
 const sim = await startSimulator({
   port: num("port", flags.port as string | undefined) ?? 4010,
   host: (flags.host as string | undefined) ?? "127.0.0.1",
@@ -95,6 +104,8 @@ const sim = await startSimulator({
   vllm: {
     ...(flags["vllm-model"] ? { model: flags["vllm-model"] as string } : {}),
     ...(maxNumSeqs !== undefined ? { maxNumSeqs } : {}),
+    ...(kvCacheTokens !== undefined ? { kvCacheTokens } : {}),
+    ...(flags["vllm-realistic"] ? { perf: timeScale !== undefined ? { timeScale } : {} } : {}),
   },
 });
 console.log(

@@ -17,7 +17,21 @@ import { openaiRoutes } from "./openai/index.js";
 import { PromptCache } from "./promptCache.js";
 import { StatsRecorder, type SimulatorStats } from "./stats.js";
 import { routeName, type Route, type SimState, type SimulatorLogger } from "./types.js";
-import { VllmEngine, type VllmOptions } from "./vllm/engine.js";
+import { VllmEngine, type EngineState, type VllmOptions } from "./vllm/engine.js";
+import { z } from "zod";
+
+/** `POST /_sim/vllm`: lifecycle knobs of the simulated vLLM server. */
+export const VllmControl = z
+  .object({
+    /** Restart: every /vllm route answers 503 ("loading") for this many seconds. */
+    restart: z.object({ loadingS: z.number().min(0) }).strict().optional(),
+    /** Crash: in-flight requests lose their connection; down (connections reset) for downS, then loading for loadingS. */
+    crash: z.object({ downS: z.number().min(0), loadingS: z.number().min(0) }).strict().optional(),
+    /** Every step costs this many times more (1 = normal). */
+    slowdown: z.number().min(0.01).max(1000).optional(),
+  })
+  .strict();
+export type VllmControl = z.infer<typeof VllmControl>;
 import { vllmRoutes } from "./vllm/routes.js";
 
 export interface StartSimulatorOptions {
@@ -55,6 +69,10 @@ export interface Simulator {
   batchStats(): BatchStats;
   /** Moves the batch clock forward by `ms` (same as `POST /_sim/batch/clock`): steps batches through their phases. */
   advanceBatchClock(ms: number): void;
+  /** vLLM lifecycle knobs (same as `POST /_sim/vllm`): a restart, a crash, a slowdown factor. */
+  vllmControl(cmd: VllmControl): void;
+  /** The vLLM engine's state and gauges (same as `GET /_sim/vllm`). */
+  vllmStatus(): { state: EngineState; running: number; waiting: number; kvCacheUsage: number; slowdown: number };
   /** Stops listening and drops open connections (including requests held by the timeout fault). */
   close(): Promise<void>;
 }
@@ -88,6 +106,21 @@ function controlRoutes(sim: () => Simulator, listRoutes: () => readonly Route[])
         }
         sim().setFaults(parsed.data);
         sendJson(ctx.res, 200, { faults: sim().getFaults() });
+      },
+    },
+    { method: "GET", path: "/_sim/vllm", dialect: "sim", handler: (ctx) => sendJson(ctx.res, 200, sim().vllmStatus()) },
+    {
+      method: "POST",
+      path: "/_sim/vllm",
+      dialect: "sim",
+      async handler(ctx) {
+        const parsed = VllmControl.safeParse(await readJsonObject(ctx.req));
+        if (!parsed.success) {
+          const msg = parsed.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`).join("; ");
+          throw new SimError("invalid_request", msg, { code: "invalid_vllm_control" });
+        }
+        sim().vllmControl(parsed.data);
+        sendJson(ctx.res, 200, sim().vllmStatus());
       },
     },
     { method: "GET", path: "/_sim/stats", dialect: "sim", handler: (ctx) => sendJson(ctx.res, 200, sim().stats()) },
@@ -229,8 +262,23 @@ export async function startSimulator(opts: StartSimulatorOptions = {}): Promise<
       if (!(ms >= 0)) throw new RangeError("advanceBatchClock: ms must be >= 0");
       batchStateOf(state).clockOffsetMs += ms;
     },
+    vllmControl(cmd) {
+      const c = VllmControl.parse(cmd);
+      if (c.slowdown !== undefined) state.vllm.setSlowdown(c.slowdown);
+      if (c.crash) state.vllm.crash(c.crash.downS, c.crash.loadingS);
+      else if (c.restart) state.vllm.restart(c.restart.loadingS);
+      logger.info({ vllm: c }, "simulator vLLM control");
+    },
+    vllmStatus: () => ({
+      state: state.vllm.state,
+      running: state.vllm.running,
+      waiting: state.vllm.waiting,
+      kvCacheUsage: state.vllm.scheduler.kvUsage,
+      slowdown: state.vllm.slowdown,
+    }),
     close: () =>
       new Promise<void>((resolve, reject) => {
+        state.vllm.scheduler.crash();
         server.close((err) => (err ? reject(err) : resolve()));
         server.closeAllConnections();
       }),

@@ -116,6 +116,7 @@ export function jobsRouter(ctx: ApiContext): Router {
           provider: body.provider,
           model: body.model,
           lane: body.lane,
+          deadline: body.deadline,
           cache: body.cache,
           ...(key ? { idempotency: { key, route: "jobs" as const, requestHash, ttlHours } } : {}),
         });

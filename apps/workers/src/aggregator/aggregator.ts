@@ -49,8 +49,8 @@ export interface AggregatorOptions {
   prices: PriceTable;
   /** Batch policy per task. */
   policies: Record<"classify" | "translate", BatchPolicy>;
-  /** LLM calls in flight at once. */
-  concurrency: number;
+  /** LLM calls in flight at once; a function when it adapts (the GPU lane's limiters, gpu/pool.ts). */
+  concurrency: number | (() => number);
   callTimeoutMs: number;
   /** BullMQ lock duration for held parcels, in ms. @defaultValue 30000 */
   lockDurationMs?: number;
@@ -134,7 +134,12 @@ export class Aggregator {
   /** Most items held (waiting in bins or for a call slot) before fetching pauses. */
   private get maxHeldItems(): number {
     const maxItems = Math.max(this.opts.policies.classify.maxItems, this.opts.policies.translate.maxItems);
-    return maxItems * this.opts.concurrency * 2;
+    return maxItems * Math.max(1, this.concurrency()) * 2;
+  }
+
+  private concurrency(): number {
+    const c = this.opts.concurrency;
+    return typeof c === "number" ? c : Math.max(1, c());
   }
 
   async start(): Promise<void> {
@@ -293,12 +298,21 @@ export class Aggregator {
   }
 
   private async acquireSlot(): Promise<void> {
-    while (this.inFlight >= this.opts.concurrency || Date.now() < this.pausedUntil) {
+    while (this.inFlight >= this.concurrency() || Date.now() < this.pausedUntil) {
       const wait = this.pausedUntil - Date.now();
       if (wait > 0) await sleep(Math.min(wait, 1_000));
+      // An adaptive limit can grow without any call ending: look again soon.
+      else if (typeof this.opts.concurrency === "function") await this.waitOrTimeout(50);
       else await new Promise<void>((r) => this.waiters.push(r));
     }
     this.inFlight++;
+  }
+
+  private async waitOrTimeout(ms: number): Promise<void> {
+    let waiter: (() => void) | undefined;
+    await Promise.race([new Promise<void>((r) => this.waiters.push((waiter = r))), sleep(ms)]);
+    const i = this.waiters.indexOf(waiter!);
+    if (i >= 0) this.waiters.splice(i, 1);
   }
 
   private wake(): void {
@@ -317,7 +331,7 @@ export class Aggregator {
           model: rep.model,
           params: rep.params,
           batchKey: rep.batchKey,
-          lane: "realtime",
+          lane: rep.tier === "flex" ? "flex" : "realtime",
           prices: this.opts.prices,
           timeoutMs: this.opts.callTimeoutMs,
           signal: this.abort.signal,

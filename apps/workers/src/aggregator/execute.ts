@@ -32,7 +32,8 @@ export interface ExecuteContext {
   model: string;
   params: TaskParams;
   batchKey: string;
-  lane: "realtime" | "batch";
+  /** "flex": sent with service_tier flex, priced at batch rates unless it fell back to the default tier. */
+  lane: "realtime" | "batch" | "flex";
   prices: PriceTable;
   timeoutMs: number;
   /** Tries for an item that is alone in its call. @defaultValue 2 */
@@ -144,6 +145,7 @@ export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Pro
         items: promptItems,
         timeoutMs: ctx.timeoutMs,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
+        ...(ctx.lane === "flex" ? { serviceTier: "flex" as const } : {}),
       });
     } catch (e) {
       const err =
@@ -170,12 +172,15 @@ export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Pro
     const validated = res.answer === undefined
       ? { ok: new Map(), failed: new Map(ids.map((id) => [id, { reason: "unparseable_output" as const, message: res.parseError ?? "unparseable output" }])), unknownIds: 0 }
       : validateResults(ctx.params, ids, res.answer);
-    const cost = costUsd(ctx.prices, ctx.model, res.usage, ctx.lane);
+    // The GPU lane may have failed over to a cloud route: record and price who answered.
+    const served = res.servedBy ?? { provider: providerName, model: ctx.model };
+    const lane = ctx.lane === "flex" && res.servedTier === "default" ? "realtime" : ctx.lane;
+    const cost = costUsd(ctx.prices, served.model, res.usage, lane);
     const perItem = batch.length > 0 ? cost.usd / batch.length : 0;
     const okRows: NewResult[] = [];
     for (const [id, output] of validated.ok) {
       const it = byId.get(id)!;
-      okRows.push({ itemId: it.itemId, jobId: it.jobId, tenantId: it.tenantId, status: "ok", output, provider: providerName, model: ctx.model, costUsd: perItem });
+      okRows.push({ itemId: it.itemId, jobId: it.jobId, tenantId: it.tenantId, status: "ok", output, provider: served.provider, model: served.model, costUsd: perItem });
     }
     const failedItems = [...validated.failed.keys()].map((id) => byId.get(id)!);
     const firstFailure = [...validated.failed.values()][0];
@@ -188,6 +193,9 @@ export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Pro
         id: callId,
         ...baseCall,
         state: "ok",
+        provider: served.provider,
+        model: served.model,
+        lane,
         inputTokens: res.usage.inputTokens,
         outputTokens: res.usage.outputTokens,
         cachedInputTokens: res.usage.cachedInputTokens ?? 0,

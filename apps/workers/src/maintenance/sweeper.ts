@@ -5,7 +5,7 @@
  * items that still have no result. Safe to run anywhere and often: results are idempotent.
  */
 import type { Queue } from "bullmq";
-import { countTokens, type Db, type Env, type Logger, type Parcel, type ProviderName, TaskParams, parcelJobId } from "@sieve/shared";
+import { batchKey, countTokens, type Db, type Env, type Logger, type Parcel, type ProviderName, TaskParams, parcelJobId } from "@sieve/shared";
 import { markEnqueued, pendingItemsOfJob, staleJobs } from "@sieve/shared/db/ops/jobs";
 import { purgeIdempotencyKeys } from "@sieve/shared/db/ops/idempotency";
 import { interruptStaleCalls } from "@sieve/shared/db/ops/results";
@@ -31,37 +31,54 @@ export async function sweepOnce(opts: SweepOptions): Promise<{ repaired: number;
   for (const job of stale) {
     const queue = opts.queues.get(job.provider as ProviderName);
     if (!queue) continue;
+    // A lane-router job (lane auto) has parcels on several provider queues, numbered across them.
+    const queues = job.lane === "auto" ? [...opts.queues.values()] : [queue];
     if (job.enqueued) {
       const states = await Promise.all(
-        Array.from({ length: job.parcelCount }, (_, i) => queue.getJobState(parcelJobId(job.id, i))),
+        Array.from({ length: job.parcelCount }, (_, i) => Promise.all(queues.map((q) => q.getJobState(parcelJobId(job.id, i))))),
       );
-      if (states.some((s) => LIVE_STATES.has(s))) continue;
-      const repairState = await queue.getJobState(`${job.id}-repair`);
-      if (LIVE_STATES.has(repairState)) continue;
+      if (states.flat().some((s) => LIVE_STATES.has(s))) continue;
+      const repairStates = await Promise.all(queues.map((q) => q.getJobState(`${job.id}-repair`)));
+      if (repairStates.some((s) => LIVE_STATES.has(s))) continue;
     }
     const pending = await pendingItemsOfJob(opts.db, job.id);
     if (pending.length === 0) continue;
     const params = TaskParams.parse(job.params);
-    // One repair parcel with every pending item: the aggregator packs it maxItems at a time.
-    const parcel: Parcel = {
-      jobId: job.id,
-      tenantId: job.tenantId,
-      batchKey: job.batchKey,
-      provider: job.provider as ProviderName,
-      model: job.model,
-      params,
-      items: pending.map((it) => ({ itemId: it.id, text: it.text, tokens: countTokens(it.text) })),
-      enqueuedAt: Date.now(),
-    };
-    // Remove a finished repair parcel of an earlier sweep so its id can be reused.
-    await queue.remove(`${job.id}-repair`).catch(() => 0);
-    await queue.add("parcel", parcel, {
-      jobId: `${job.id}-repair`,
-      attempts: opts.env.SIEVE_MAX_ATTEMPTS,
-      backoff: { type: "exponential", delay: opts.env.SIEVE_RETRY_BASE_MS },
-      removeOnComplete: { age: 3_600 },
-      removeOnFail: { age: 7 * 24 * 3_600 },
-    });
+    // One repair parcel per route with every pending item: the aggregator packs it maxItems at a time.
+    const byRoute = new Map<string, typeof pending>();
+    for (const it of pending) {
+      const r = it.route && job.lane === "auto" ? it.route : `${job.provider}:${job.model}`;
+      byRoute.set(r, [...(byRoute.get(r) ?? []), it]);
+    }
+    for (const [route, items] of byRoute) {
+      const [provider, ...rest] = route.split(":");
+      const tier = rest.at(-1) === "flex" ? "flex" : undefined;
+      const model = (tier ? rest.slice(0, -1) : rest).join(":");
+      const q = opts.queues.get(provider as ProviderName);
+      if (!q) continue;
+      const sameAsJob = provider === job.provider && model === job.model && !tier;
+      const parcel: Parcel = {
+        jobId: job.id,
+        tenantId: job.tenantId,
+        batchKey: sameAsJob && job.lane !== "auto" ? job.batchKey : batchKey({ tenantId: job.tenantId, params, provider: provider as ProviderName, model, lane: tier ?? "realtime", mixTenants: opts.env.SIEVE_MIX_TENANTS }),
+        provider: provider as ProviderName,
+        model,
+        params,
+        items: items.map((it) => ({ itemId: it.id, text: it.text, tokens: countTokens(it.text) })),
+        enqueuedAt: Date.now(),
+        ...(tier ? { tier } : {}),
+        ...(job.deadlineAt ? { deadlineAt: job.deadlineAt.getTime() } : {}),
+      };
+      // Remove a finished repair parcel of an earlier sweep so its id can be reused.
+      await q.remove(`${job.id}-repair`).catch(() => 0);
+      await q.add("parcel", parcel, {
+        jobId: `${job.id}-repair`,
+        attempts: opts.env.SIEVE_MAX_ATTEMPTS,
+        backoff: { type: "exponential", delay: opts.env.SIEVE_RETRY_BASE_MS },
+        removeOnComplete: { age: 3_600 },
+        removeOnFail: { age: 7 * 24 * 3_600 },
+      });
+    }
     if (!job.enqueued) await markEnqueued(opts.db, job.id, 0);
     repaired++;
     itemsRequeued += pending.length;

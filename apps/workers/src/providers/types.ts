@@ -14,6 +14,8 @@ export interface StructuredCallRequest {
   signal?: AbortSignal;
   /** Per-call timeout in ms. */
   timeoutMs: number;
+  /** OpenAI `service_tier` ("flex": batch price, slower, may be refused with a 429). */
+  serviceTier?: "flex";
 }
 
 export interface StructuredCallResult {
@@ -25,6 +27,13 @@ export interface StructuredCallResult {
   latencyMs: number;
   /** Provider request id (x-request-id / request-id), when sent. */
   requestId?: string;
+  /**
+   * Who actually answered, when not the provider called (the GPU lane failing over to a cloud
+   * route, docs/gpu-lane.md): the call is recorded and priced as this provider and model.
+   */
+  servedBy?: { provider: ProviderName; model: string };
+  /** The tier that answered when it differs from the one asked (flex refused with a 429, answered at the default tier). */
+  servedTier?: "default";
 }
 
 export interface LlmProvider {

@@ -52,7 +52,10 @@ export type CacheOptions = z.infer<typeof CacheOptions>;
 const Common = {
   provider: z.enum(["openai", "anthropic", "vllm"]).optional(),
   model: z.string().min(1).max(128).optional(),
-  lane: z.enum(["realtime", "batch"]).default("realtime"),
+  /** "auto": the lane router picks the cheapest lane that meets `deadline` per item (docs/gpu-lane.md). */
+  lane: z.enum(["realtime", "batch", "auto"]).default("realtime"),
+  /** ISO 8601 duration from now (PT10S, PT1H, P1D) or timestamp with a time zone. Parsed at submit. */
+  deadline: z.string().min(1, "must not be empty").max(64, "at most 64 characters").optional(),
   cache: CacheOptions.optional(),
 };
 
@@ -75,6 +78,15 @@ export function JobRequest(limits: RequestLimits) {
       { error: () => `must be one of: ${TASK_NAMES.join(", ")}` },
     )
     .superRefine((body, ctx) => {
+      if (body.lane === "auto" && body.deadline === undefined) {
+        ctx.addIssue({ code: "custom", path: ["deadline"], message: 'is required with lane "auto" (e.g. "PT1H")' });
+      }
+      if (body.lane === "auto" && body.provider !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["provider"], message: 'not allowed with lane "auto": the lane router chooses the route' });
+      }
+      if (body.lane === "auto" && body.model !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["model"], message: 'not allowed with lane "auto": the lane router chooses the route' });
+      }
       const seen = new Map<string, number>();
       body.items.forEach((item, i) => {
         const first = seen.get(item.id);

@@ -205,12 +205,43 @@ export const Env = z
      */
     SIEVE_READY_SWEEPER_MAX_AGE_MS: Int(120_000, 0),
     /**
-     * Port of a workers-only process's /metrics, /healthz and /readyz (SIEVE_ROLE=workers; the API
+     * Port of a workers-only process's /metrics, /healthz and /readyz (SIEVE_ROLE=workers or gpu; the API
      * serves its own). 0 = none. @defaultValue 0
      */
     SIEVE_WORKER_METRICS_PORT: Int(0, 0, 65535),
-    /** Run API, workers or both in this process. @defaultValue "all" */
-    SIEVE_ROLE: z.enum(["all", "api", "workers"]).default("all"),
+    // --- Local GPU lane and lane router (docs/gpu-lane.md) ---
+    /**
+     * vLLM engines of the local GPU lane: comma list of OpenAI-compatible base URLs (data-parallel
+     * replicas), each optionally `url|model` when it serves another model than VLLM_MODEL.
+     * Default: VLLM_BASE_URL alone.
+     */
+    SIEVE_GPU_ENGINES: OptStr,
+    /** How often each engine's /metrics is polled for its adaptive limiter, in ms. @defaultValue 250 */
+    SIEVE_GPU_POLL_MS: Int(250, 50, 10_000),
+    /** Engine gauges older than this count as stale (no growth), in ms. @defaultValue 1000 */
+    SIEVE_GPU_STALE_MS: Int(1_000, 100),
+    /** Most calls in flight per engine, whatever the limiter learns. @defaultValue 256 */
+    SIEVE_GPU_MAX_CONCURRENCY: Int(256, 1, 10_000),
+    /** vllm:num_requests_waiting above this shrinks an engine's limit. @defaultValue 5 */
+    SIEVE_GPU_WAITING_HIGH: Int(5, 0),
+    /** vllm:kv_cache_usage_perc above this (with requests waiting) stops an engine's limit from growing (0..1). @defaultValue 0.8 */
+    SIEVE_GPU_KV_HIGH: z.coerce.number().min(0).max(1).default(0.8),
+    /** Cloud route ("provider:model") GPU-lane calls fail over to when no engine is healthy. Unset: no failover. */
+    SIEVE_GPU_FAILOVER_ROUTE: Route,
+    /** How long no engine must be healthy before calls fail over, in ms. @defaultValue 30000 */
+    SIEVE_GPU_FAILOVER_AFTER_MS: Int(30_000, 0),
+    /** Model of the lane router's flex lane (OpenAI flex processing; a flex-capable model: https://platform.openai.com/docs/guides/flex-processing). Empty: no flex lane. @defaultValue "gpt-5-mini" */
+    SIEVE_FLEX_MODEL: z.string().default("gpt-5-mini"),
+    /** Shortest deadline the lane router sends to flex, in ms (flex is slower and may be refused). @defaultValue 900000 (15 min) */
+    SIEVE_ROUTER_FLEX_MIN_MS: Int(900_000, 0),
+    /** Typical time to an answer on the realtime lane, in ms: a shorter deadline is refused (422). @defaultValue 5000 */
+    SIEVE_ROUTER_REALTIME_MS: Int(5_000, 0),
+    /** Longest local GPU backlog the router builds with items that have a half-price alternative, in ms of GPU work. @defaultValue 2000 */
+    SIEVE_ROUTER_LOCAL_FILL_MS: Int(2_000, 0),
+    /** Provider queues this worker process consumes (comma list of openai, anthropic, vllm). Default: every configured one; SIEVE_ROLE=gpu: vllm. */
+    SIEVE_WORKER_LANES: OptStr,
+    /** Run API, workers, the GPU lane only (gpu), or API + workers (all) in this process. @defaultValue "all" */
+    SIEVE_ROLE: z.enum(["all", "api", "workers", "gpu"]).default("all"),
     /** pino log level. @defaultValue "info" */
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })

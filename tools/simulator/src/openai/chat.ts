@@ -11,6 +11,17 @@ import { header, isRecord, readJsonObject, sendJson, SimError } from "../http.js
 import { DEFAULT_CACHE_TTL_MS, type CacheMatchOptions } from "../promptCache.js";
 import type { RouteContext } from "../types.js";
 
+/** A finished answer waiting to be sent. */
+export interface ChatReply {
+  promptTokens: number;
+  cachedTokens: number;
+  completionTokens: number;
+  finish: "stop" | "length";
+  /** performance.now() of the first token, when the flavor models it. */
+  firstTokenAt?: number;
+  send(): void;
+}
+
 export interface ChatMessage {
   role: string;
   content: string;
@@ -37,8 +48,12 @@ export interface ChatFlavor {
   model(body: Record<string, unknown>, ctx: RouteContext): string;
   /** How the request carries its structured-output schema; throws a 400 for unsupported fields. */
   output(body: Record<string, unknown>, ctx: RouteContext): OutputSpec;
-  /** Wraps the answering phase (vLLM: a scheduler slot). Resolves undefined when aborted. */
-  run<T>(ctx: RouteContext, promptTokens: number, fn: () => Promise<T>): Promise<T | undefined>;
+  /**
+   * Wraps the answering phase (vLLM: a scheduler slot, then the GPU time of the answer; OpenAI
+   * flex: a slower queue). `fn` writes nothing: it returns the reply, sent after `run`
+   * resolves. Resolves undefined when aborted.
+   */
+  run<T extends ChatReply>(ctx: RouteContext, promptTokens: number, maxTokens: number | undefined, body: Record<string, unknown>, fn: () => Promise<T | undefined>): Promise<T | undefined>;
   /** Called after each answered request (vLLM: metrics). */
   record?(ctx: RouteContext, r: { promptTokens: number; cachedTokens: number; completionTokens: number; finish: "stop" | "length"; ttftS: number }): void;
   /** `usage.prompt_tokens_details` for this flavor. */
@@ -106,6 +121,17 @@ function systemAndUser(messages: readonly ChatMessage[]): { system: string; user
   return { system, user };
 }
 
+/**
+ * The tier a response reports: the one the request asked for ("auto" is served as "default";
+ * https://platform.openai.com/docs/api-reference/chat/object#chat/object-service_tier).
+ */
+export function serviceTierOf(body: Record<string, unknown>): string {
+  const t = body.service_tier;
+  if (t === "flex") return "flex";
+  if (t === "priority" || t === "fast") return "priority";
+  return "default";
+}
+
 export function chatCompletionsHandler(flavor: ChatFlavor): (ctx: RouteContext) => Promise<void> {
   return async (ctx) => {
     const arrived = performance.now();
@@ -124,8 +150,8 @@ export function chatCompletionsHandler(flavor: ChatFlavor): (ctx: RouteContext) 
     const promptTokens = countChatTokens(messages);
     const plan = planFaults(ctx.state.faults, ctx.state.rng);
 
-    await flavor.run(ctx, promptTokens, async () => {
-      if (!(await injectRequestFaults(ctx, plan, flavor.dialect))) return;
+    const reply = await flavor.run(ctx, promptTokens, maxTokens, body, async (): Promise<ChatReply | undefined> => {
+      if (!(await injectRequestFaults(ctx, plan, flavor.dialect))) return undefined;
       const { system, user } = systemAndUser(messages);
       const cached = ctx.state.caches[flavor.provider].match(
         model,
@@ -144,35 +170,51 @@ export function chatCompletionsHandler(flavor: ChatFlavor): (ctx: RouteContext) 
       const completionTokens = countTokens(answer.text);
       const finish = answer.truncated ? "length" : "stop";
       ctx.state.stats.tokens(flavor.provider, { prompt: promptTokens, completion: completionTokens, cached });
-      flavor.record?.(ctx, { promptTokens, cachedTokens: cached, completionTokens, finish, ttftS: (performance.now() - arrived) / 1000 });
-      sendJson(
-        ctx.res,
-        200,
-        {
-          id: newId("chatcmpl-"),
-          object: "chat.completion",
-          created: Math.floor(Date.now() / 1000),
-          model,
-          choices: [
+      const tier = serviceTierOf(body);
+      return {
+        promptTokens,
+        cachedTokens: cached,
+        completionTokens,
+        finish,
+        send: () =>
+          sendJson(
+            ctx.res,
+            200,
             {
-              index: 0,
-              message: { role: "assistant", content: answer.text, refusal: null, annotations: [] },
-              logprobs: null,
-              finish_reason: finish,
+              id: newId("chatcmpl-"),
+              object: "chat.completion",
+              created: Math.floor(Date.now() / 1000),
+              model,
+              choices: [
+                {
+                  index: 0,
+                  message: { role: "assistant", content: answer.text, refusal: null, annotations: [] },
+                  logprobs: null,
+                  finish_reason: finish,
+                },
+              ],
+              usage: {
+                prompt_tokens: promptTokens,
+                completion_tokens: completionTokens,
+                total_tokens: promptTokens + completionTokens,
+                prompt_tokens_details: flavor.promptDetails(cached),
+                completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+              },
+              service_tier: tier,
+              system_fingerprint: "fp_sieve_simulator",
             },
-          ],
-          usage: {
-            prompt_tokens: promptTokens,
-            completion_tokens: completionTokens,
-            total_tokens: promptTokens + completionTokens,
-            prompt_tokens_details: flavor.promptDetails(cached),
-            completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
-          },
-          service_tier: typeof body.service_tier === "string" && body.service_tier !== "auto" ? body.service_tier : "default",
-          system_fingerprint: "fp_sieve_simulator",
-        },
-        { "openai-processing-ms": String(Math.round(performance.now() - arrived)) },
-      );
+            { "openai-processing-ms": String(Math.round(performance.now() - arrived)) },
+          ),
+      };
     });
+    if (!reply || ctx.signal.aborted) return;
+    flavor.record?.(ctx, {
+      promptTokens: reply.promptTokens,
+      cachedTokens: reply.cachedTokens,
+      completionTokens: reply.completionTokens,
+      finish: reply.finish,
+      ttftS: ((reply.firstTokenAt ?? performance.now()) - arrived) / 1000,
+    });
+    reply.send();
   };
 }

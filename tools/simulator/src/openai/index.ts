@@ -1,6 +1,7 @@
 /** OpenAI routes: chat completions and models. Files and Batches routes go in this table too. */
 import { header, sendJson, SimError } from "../http.js";
-import type { Route } from "../types.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Route, RouteContext } from "../types.js";
 import { chatCompletionsHandler, outputFromResponseFormat, requireBearer, type ChatFlavor } from "./chat.js";
 
 /** Models listed by `GET /v1/models` (any model name is accepted by chat completions). */
@@ -19,9 +20,33 @@ export const openaiChatFlavor: ChatFlavor = {
     return body.model;
   },
   output: (body) => outputFromResponseFormat(body.response_format),
-  run: (_ctx, _tokens, fn) => fn(),
+  run: (ctx, _tokens, _maxTokens, body, fn) => (body.service_tier === "flex" ? runFlex(ctx, fn) : fn()),
   promptDetails: (cached) => ({ cached_tokens: cached, audio_tokens: 0 }),
 };
+
+/**
+ * Flex processing (https://platform.openai.com/docs/guides/flex-processing): slower, and now and
+ * then refused with a 429 when flex capacity is short. The docs name the error "429 Resource
+ * Unavailable" without a published error code; the simulator sends code `resource_unavailable`
+ * (Sieve keys on the status and the tier it asked for, never on the code).
+ */
+async function runFlex<T>(ctx: RouteContext, fn: () => Promise<T>): Promise<T | undefined> {
+  const f = ctx.state.faults;
+  if (ctx.state.rng() < (f.flexRate429 ?? 0)) {
+    ctx.state.stats.injected("rateLimited");
+    throw new SimError("rate_limited", "Resource unavailable: flex processing capacity is temporarily exhausted (simulated by the Sieve simulator). Retry later or use the default tier.", {
+      code: "resource_unavailable",
+    });
+  }
+  if ((f.flexLatencyMs ?? 0) > 0) {
+    try {
+      await sleep(f.flexLatencyMs!, undefined, { signal: ctx.signal });
+    } catch {
+      return undefined;
+    }
+  }
+  return fn();
+}
 
 const modelObject = (id: string) => ({ id, object: "model", created: 1_700_000_000, owned_by: "sieve-simulator" });
 

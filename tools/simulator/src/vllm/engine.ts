@@ -1,8 +1,10 @@
 /**
- * The simulated vLLM engine: a scheduler with `--max-num-seqs` slots (requests beyond it wait),
- * a KV cache whose use is the tokens of the running requests, and the counters `/metrics`
- * exposes in vLLM's Prometheus names.
+ * The simulated vLLM engine: a continuous-batching scheduler (batching.ts) with `--max-num-seqs`
+ * slots and a KV cache (requests beyond them wait), the counters `/metrics` exposes in vLLM's
+ * Prometheus names, and lifecycle knobs: a restart (`/health` 503 while loading), a crash
+ * (in-flight requests cut, then down, then loading) and a slowdown.
  */
+import { BatchScheduler, type PerfModel } from "./batching.js";
 
 /** vLLM knobs. */
 export interface VllmOptions {
@@ -21,6 +23,26 @@ export interface VllmOptions {
    * @defaultValue "reject"
    */
   legacyGuided?: "reject" | "ignore";
+  /**
+   * Continuous-batching timing (batching.ts): requests take the time a GPU would need, and
+   * throughput saturates. Unset: answers come at once (functional tests), only slots and KV
+   * reservations are modelled. @defaultValue undefined
+   */
+  perf?: PerfModel;
+  /** KV tokens reserved for the output of a request that sends no max_tokens. @defaultValue 512 */
+  defaultMaxTokens?: number;
+}
+
+/** Lifecycle of the simulated server process. */
+export type EngineState = "ready" | "down" | "loading";
+
+/** What a request's answer costs the engine, known once the answer is written. */
+export interface GenerationWork {
+  promptTokens: number;
+  cachedTokens: number;
+  completionTokens: number;
+  /** Set by the engine when perf timing is on: when the first token was produced (performance.now()). */
+  firstTokenAt?: number;
 }
 
 export const DEFAULT_VLLM_MODEL = "Qwen/Qwen2.5-7B-Instruct-AWQ";
@@ -37,10 +59,11 @@ export class VllmEngine {
   readonly apiKey: string | undefined;
   readonly legacyGuided: "reject" | "ignore";
 
-  running = 0;
-  private kvTokens = 0;
-  private readonly queue: Array<() => void> = [];
+  readonly scheduler: BatchScheduler;
+  readonly timed: boolean;
+  readonly defaultMaxTokens: number;
   private c = VllmEngine.zeroCounters();
+  private lifecycle: { state: EngineState; until: number; loadingMs: number } = { state: "ready", until: 0, loadingMs: 0 };
 
   constructor(opts: VllmOptions = {}) {
     this.model = opts.model ?? DEFAULT_VLLM_MODEL;
@@ -48,6 +71,46 @@ export class VllmEngine {
     this.kvCacheTokens = opts.kvCacheTokens ?? 65_536;
     this.apiKey = opts.apiKey;
     this.legacyGuided = opts.legacyGuided ?? "reject";
+    this.timed = opts.perf !== undefined;
+    this.defaultMaxTokens = opts.defaultMaxTokens ?? 512;
+    this.scheduler = new BatchScheduler({ maxNumSeqs: this.maxNumSeqs, kvCacheTokens: this.kvCacheTokens }, opts.perf);
+  }
+
+  get running(): number {
+    return this.scheduler.numRunning;
+  }
+
+  /** "ready", "down" (the process is gone: connections are reset) or "loading" (HTTP 503). */
+  get state(): EngineState {
+    const now = Date.now();
+    const l = this.lifecycle;
+    if (l.state === "down" && now >= l.until) this.lifecycle = { state: "loading", until: l.until + l.loadingMs, loadingMs: 0 };
+    const m = this.lifecycle;
+    if (m.state === "loading" && now >= m.until) this.lifecycle = { state: "ready", until: 0, loadingMs: 0 };
+    return this.lifecycle.state;
+  }
+
+  /** A restart: `/health` (and every route) answers 503 "loading" for `loadingS` seconds; counters restart at zero. */
+  restart(loadingS: number): void {
+    this.scheduler.crash();
+    this.resetCounters();
+    this.lifecycle = { state: "loading", until: Date.now() + loadingS * 1000, loadingMs: 0 };
+  }
+
+  /** A crash: in-flight requests lose their connection; down for `downS` s, then loading for `loadingS` s. */
+  crash(downS: number, loadingS: number): void {
+    this.scheduler.crash();
+    this.resetCounters();
+    this.lifecycle = { state: "down", until: Date.now() + downS * 1000, loadingMs: loadingS * 1000 };
+  }
+
+  /** Every decode step and prefill costs `factor` times more (1 = normal). */
+  setSlowdown(factor: number): void {
+    this.scheduler.slowdown = factor;
+  }
+
+  get slowdown(): number {
+    return this.scheduler.slowdown;
   }
 
   private static zeroCounters() {
@@ -64,45 +127,31 @@ export class VllmEngine {
   }
 
   get waiting(): number {
-    return this.queue.length;
+    return this.scheduler.numWaiting;
   }
 
-  /** Runs `fn` in a scheduler slot holding `tokens` of KV cache; undefined when aborted while waiting. */
-  async run<T>(signal: AbortSignal, tokens: number, fn: () => Promise<T>): Promise<T | undefined> {
-    if (!(await this.acquire(signal))) return undefined;
-    this.kvTokens += tokens;
+  /**
+   * Runs `fn` in a scheduler slot holding `promptTokens + maxTokens` of KV cache; with perf
+   * timing, then spends the prefill and decode time of what `fn` produced. Undefined when the
+   * client went away while waiting; throws EngineCrashed when the engine crashes meanwhile.
+   */
+  async run<T extends GenerationWork>(signal: AbortSignal, promptTokens: number, maxTokens: number | undefined, fn: () => Promise<T | undefined>): Promise<T | undefined> {
+    let seq;
     try {
-      return await fn();
+      seq = await this.scheduler.admit(promptTokens + (maxTokens ?? this.defaultMaxTokens), signal);
+    } catch (e) {
+      if (signal.aborted) return undefined;
+      throw e;
+    }
+    try {
+      const work = await fn();
+      if (work && this.timed) {
+        work.firstTokenAt = await this.scheduler.generate(seq, work.promptTokens - work.cachedTokens, work.completionTokens);
+      }
+      return work;
     } finally {
-      this.kvTokens -= tokens;
-      this.release();
+      this.scheduler.release(seq);
     }
-  }
-
-  private acquire(signal: AbortSignal): Promise<boolean> {
-    if (this.running < this.maxNumSeqs) {
-      this.running++;
-      return Promise.resolve(true);
-    }
-    return new Promise((resolve) => {
-      const onAbort = () => {
-        const i = this.queue.indexOf(start);
-        if (i >= 0) this.queue.splice(i, 1);
-        resolve(false);
-      };
-      const start = () => {
-        signal.removeEventListener("abort", onAbort);
-        this.running++;
-        resolve(true);
-      };
-      this.queue.push(start);
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
-  }
-
-  private release(): void {
-    this.running--;
-    this.queue.shift()?.();
   }
 
   /** One finished request: its prefix-cache lookup, tokens, finish reason and time to first token. */
@@ -140,7 +189,7 @@ export class VllmEngine {
       `vllm:num_requests_waiting{${l}} ${this.waiting}`,
     ]);
     metric("vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent usage.", [
-      `vllm:kv_cache_usage_perc{${l}} ${Math.min(1, this.kvTokens / this.kvCacheTokens)}`,
+      `vllm:kv_cache_usage_perc{${l}} ${this.scheduler.kvUsage}`,
     ]);
     metric("vllm:prefix_cache_queries_total", "counter", "Prefix cache queries, in terms of number of queried tokens.", [
       `vllm:prefix_cache_queries_total{${l}} ${c.prefixQueries}`,

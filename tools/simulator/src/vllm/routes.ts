@@ -5,6 +5,7 @@
 import { header, isRecord, sendJson, sendText, SimError } from "../http.js";
 import { chatCompletionsHandler, outputFromResponseFormat, requireBearer, type ChatFlavor, type OutputSpec } from "../openai/chat.js";
 import type { Route, RouteContext } from "../types.js";
+import { EngineCrashed } from "./batching.js";
 
 /** Version reported by `GET /vllm/version`: the simulated server follows vLLM >= 0.12 rules. */
 export const VLLM_VERSION = "0.12.0";
@@ -66,7 +67,7 @@ export const vllmChatFlavor: ChatFlavor = {
     if (body.structured_outputs !== undefined && body.structured_outputs !== null) return outputFromStructuredOutputs(body.structured_outputs);
     return outputFromResponseFormat(body.response_format);
   },
-  run: (ctx, tokens, fn) => ctx.state.vllm.run(ctx.signal, tokens, fn),
+  run: (ctx, tokens, maxTokens, _body, fn) => ctx.state.vllm.run(ctx.signal, tokens, maxTokens, fn),
   record: (ctx, r) => ctx.state.vllm.record(r),
   // As with `--enable-prompt-tokens-details`.
   promptDetails: (cached) => ({ cached_tokens: cached }),
@@ -77,7 +78,39 @@ function authorizeIfKeyed(ctx: RouteContext): void {
   if (key !== undefined && header(ctx.req, "authorization") !== `Bearer ${key}`) requireBearer(ctx, key);
 }
 
-export const vllmRoutes: Route[] = [
+/**
+ * The engine's lifecycle in front of every /vllm route: a crashed server resets connections
+ * (the process is gone), a loading one answers 503 (`/health` is how vLLM says "not ready";
+ * https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html). A crash in the middle
+ * of a request cuts its connection.
+ */
+function gated(route: Route): Route {
+  return {
+    ...route,
+    async handler(ctx) {
+      const state = ctx.state.vllm.state;
+      if (state === "down") {
+        ctx.res.destroy();
+        return;
+      }
+      if (state === "loading") {
+        sendText(ctx.res, 503, "", "text/plain");
+        return;
+      }
+      try {
+        await route.handler(ctx);
+      } catch (e) {
+        if (e instanceof EngineCrashed) {
+          ctx.res.destroy();
+          return;
+        }
+        throw e;
+      }
+    },
+  };
+}
+
+export const vllmRoutes: Route[] = ([
   { method: "POST", path: "/vllm/v1/chat/completions", dialect: "vllm", handler: chatCompletionsHandler(vllmChatFlavor) },
   {
     method: "GET",
@@ -100,4 +133,4 @@ export const vllmRoutes: Route[] = [
     dialect: "vllm",
     handler: (ctx) => sendText(ctx.res, 200, ctx.state.vllm.metrics(), "text/plain; version=0.0.4; charset=utf-8"),
   },
-];
+] as Route[]).map(gated);

@@ -14,9 +14,9 @@ import { maxOutputTokens } from "../budget.js";
 export type ChatRequestBody = OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming;
 
 /** The request body of one multi-item call. The schema pins the ids and the count of this call. */
-export function buildChatRequest(req: Pick<StructuredCallRequest, "model" | "params" | "items">): ChatRequestBody {
+export function buildChatRequest(req: Pick<StructuredCallRequest, "model" | "params" | "items" | "serviceTier">): ChatRequestBody {
   const { system, user } = renderPrompt(req.params, req.items);
-  return {
+  const body: ChatRequestBody = {
     model: req.model,
     // System first, items last: the system prompt is the stable prefix that automatic prefix
     // caching (OpenAI, vLLM --enable-prefix-caching) reuses across calls of a batch key.
@@ -37,6 +37,25 @@ export function buildChatRequest(req: Pick<StructuredCallRequest, "model" | "par
     // Sieve defaults to and by all vLLM versions. o-series/gpt-5 models need max_completion_tokens.
     max_tokens: maxOutputTokens(req.params, req.items),
   };
+  // Flex processing (https://platform.openai.com/docs/guides/flex-processing) is offered for
+  // reasoning models (o-series, gpt-5), which take max_completion_tokens (reasoning included) and
+  // no temperature (https://platform.openai.com/docs/guides/reasoning).
+  if (req.serviceTier) body.service_tier = req.serviceTier;
+  if (isReasoningModel(req.model)) {
+    delete body.temperature;
+    delete body.max_tokens;
+    body.max_completion_tokens = (maxOutputTokens(req.params, req.items) + REASONING_HEADROOM);
+    body.reasoning_effort = "low";
+  }
+  return body;
+}
+
+/** Output tokens a reasoning model may spend thinking before it writes the answer. @defaultValue 2048 */
+const REASONING_HEADROOM = 2_048;
+
+/** o1, o3, o4-mini, gpt-5, gpt-5-mini, ...: models that reason before answering. */
+export function isReasoningModel(model: string): boolean {
+  return /^(o\d|gpt-5)/.test(model);
 }
 
 export function mapChatUsage(usage: OpenAI.CompletionUsage | undefined | null): TokenUsage {

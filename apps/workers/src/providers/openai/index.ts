@@ -2,7 +2,7 @@
  * OpenAI provider: one chat.completions call with a strict json_schema response format per batch.
  */
 import type OpenAI from "openai";
-import type { ProviderEndpoint, ProviderName } from "@sieve/shared";
+import { metrics, ProviderError, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
 import type { LlmProvider, StructuredCallRequest, StructuredCallResult } from "../types.js";
 import { callDeadline } from "../deadline.js";
 import { toProviderError } from "../errors.js";
@@ -48,7 +48,20 @@ export class OpenAIProvider implements LlmProvider {
     this.#ctx = { client: createOpenAIClient(endpoint, opts), provider: this.name, apiKey: endpoint.apiKey };
   }
 
-  callStructured(req: StructuredCallRequest): Promise<StructuredCallResult> {
-    return callChatCompletions(this.#ctx, req);
+  /**
+   * A flex request refused for capacity (429, "resource unavailable":
+   * https://platform.openai.com/docs/guides/flex-processing) is sent again at once at the default
+   * tier: the lane router only picks flex when realtime would also meet the deadline, so waiting
+   * for flex capacity would only save money at the risk of the deadline.
+   */
+  async callStructured(req: StructuredCallRequest): Promise<StructuredCallResult> {
+    try {
+      return await callChatCompletions(this.#ctx, req);
+    } catch (e) {
+      if (req.serviceTier !== "flex" || !(e instanceof ProviderError) || e.kind !== "rate_limited") throw e;
+      metrics.flexFallbacks.inc({ model: req.model });
+      const { serviceTier: _flex, ...standard } = req;
+      return { ...(await callChatCompletions(this.#ctx, standard)), servedTier: "default" };
+    }
   }
 }

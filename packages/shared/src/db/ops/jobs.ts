@@ -9,13 +9,16 @@ export interface NewJob {
   tenantId: string;
   task: string;
   params: unknown;
-  lane: "realtime" | "batch";
+  lane: "realtime" | "batch" | "auto";
   provider: string;
   model: string;
   promptVersion: string;
   batchKey: string;
   cacheOptions?: unknown;
-  items: Array<{ externalId: string; text: string; cacheKey?: string | null }>;
+  /** The caller's deadline, if it gave one. */
+  deadlineAt?: Date;
+  /** `lane`, `laneReason`, `route`: where the item goes and why (docs/gpu-lane.md). */
+  items: Array<{ externalId: string; text: string; cacheKey?: string | null; lane?: string; laneReason?: string; route?: string }>;
   /** The request's Idempotency-Key, claimed in the same transaction (IdempotencyKeyTaken when taken). */
   idempotency?: IdempotencyClaim | undefined;
 }
@@ -45,6 +48,7 @@ export async function createJob(db: Db, job: NewJob): Promise<CreatedItem[]> {
       batchKey: job.batchKey,
       itemCount: job.items.length,
       cacheOptions: job.cacheOptions ?? null,
+      deadlineAt: job.deadlineAt ?? null,
     });
     // Before the items: a second request with the same key waits here for the first to commit.
     if (job.idempotency) await claimIdempotencyKey(tx, job.tenantId, job.id, job.idempotency);
@@ -61,6 +65,9 @@ export async function createJob(db: Db, job: NewJob): Promise<CreatedItem[]> {
             externalId: it.externalId,
             text: it.text,
             cacheKey: it.cacheKey ?? null,
+            lane: it.lane ?? null,
+            laneReason: it.laneReason ?? null,
+            route: it.route ?? null,
           })),
         )
         .returning({ id: items.id, seq: items.seq, externalId: items.externalId, text: items.text });
@@ -121,6 +128,8 @@ export interface ItemView {
   costUsd: string | null;
   cache: string | null;
   cacheSource: unknown;
+  lane: string | null;
+  laneReason: string | null;
 }
 
 /** Items of a job with their results, in submission order, keyset-paginated by seq. */
@@ -140,6 +149,8 @@ export async function listJobItems(db: Db, jobId: string, opts: { afterSeq?: num
       costUsd: results.costUsd,
       cache: results.cache,
       cacheSource: results.cacheSource,
+      lane: items.lane,
+      laneReason: items.laneReason,
     })
     .from(items)
     .leftJoin(results, eq(results.itemId, items.id))
@@ -149,11 +160,15 @@ export async function listJobItems(db: Db, jobId: string, opts: { afterSeq?: num
   return rows.map((r) => ({ ...r, status: (r.status ?? "pending") as ItemView["status"] }));
 }
 
-/** Items of a job that have no result yet. */
-export async function pendingItemsOfJob(db: Db, jobId: string): Promise<Array<{ id: number; text: string }>> {
+/**
+ * Items of a job that have no result yet, with their route when the lane router set one. Items
+ * of the batch lane are left out: the batch lane follows them (docs/batch-lane.md).
+ */
+export async function pendingItemsOfJob(db: Db, jobId: string): Promise<Array<{ id: number; text: string; route: string | null }>> {
   return queryRows(
     db,
-    sql`select i.id::int as id, i.text from items i left join results r on r.item_id = i.id where i.job_id = ${jobId} and r.item_id is null order by i.seq`,
+    sql`select i.id::int as id, i.text, i.route from items i left join results r on r.item_id = i.id
+        where i.job_id = ${jobId} and r.item_id is null and i.lane is distinct from 'batch' order by i.seq`,
   );
 }
 
@@ -162,7 +177,7 @@ export async function staleJobs(db: Db, olderThan: Date, limit = 100): Promise<J
   return db
     .select()
     .from(jobs)
-    .where(and(eq(jobs.status, "pending"), eq(jobs.lane, "realtime"), sql`${jobs.createdAt} < ${olderThan.toISOString()}`))
+    .where(and(eq(jobs.status, "pending"), sql`${jobs.lane} in ('realtime', 'auto')`, sql`${jobs.createdAt} < ${olderThan.toISOString()}`))
     .orderBy(asc(jobs.createdAt))
     .limit(limit);
 }

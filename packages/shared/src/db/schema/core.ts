@@ -67,6 +67,8 @@ export const jobs = pgTable(
     cacheOptions: jsonb("cache_options"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     completedAt: timestamp("completed_at", { withTimezone: true }),
+    /** When the caller needs the answers (request `deadline`), if it said. */
+    deadlineAt: timestamp("deadline_at", { withTimezone: true }),
   },
   (t) => [
     index("jobs_tenant_created_idx").on(t.tenantId, t.createdAt),
@@ -89,6 +91,12 @@ export const items = pgTable(
     text: text("text").notNull(),
     /** Exact-cache key (hash of tenant, task, prompt, schema, model, params, normalised text). */
     cacheKey: text("cache_key"),
+    /** The lane this item was sent down (cache, local, flex, realtime, batch); null on rows older than the lane router. */
+    lane: text("lane"),
+    /** Why the lane router chose it (or "requested" when the caller named the lane). */
+    laneReason: text("lane_reason"),
+    /** The item's route, "provider:model[:flex]" (the job's route unless the lane router split the job). */
+    route: text("route"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [
