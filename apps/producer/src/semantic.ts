@@ -30,6 +30,7 @@ import {
 } from "@sieve/shared";
 import { scopeFields, type CacheScopeInput } from "@sieve/shared/dedup/keys";
 import { cacheAudits, llmCalls } from "@sieve/shared/db/schema/index";
+import { rollupOutcome } from "@sieve/shared/db/ops/rollups";
 import { MemoEmbedder } from "@sieve/cache/embeddings/memo";
 import { OpenAIEmbedder, PgVectorStore, QdrantStore, SemanticCache, UseLiteEmbedder, type Embedder, type VectorStore } from "@sieve/cache";
 import { createProviders } from "@sieve/workers/providers/index";
@@ -124,9 +125,7 @@ export async function createSemanticService(opts: SemanticServiceOptions): Promi
       });
       const v = res.answer === undefined ? undefined : validateResults(data.scope.params, ids, res.answer);
       const cost = costUsd(prices, data.scope.model, res.usage, "realtime");
-      const [call] = await opts.db
-        .insert(llmCalls)
-        .values({
+      const auditCall = {
           tenantId: data.scope.tenantId,
           provider: data.scope.provider,
           model: data.scope.model,
@@ -140,8 +139,13 @@ export async function createSemanticService(opts: SemanticServiceOptions): Promi
           costUsd: cost.usd.toFixed(8),
           outcome: v && v.failed.size === 0 ? "ok" : "partial",
           validCount: v?.ok.size ?? 0,
-        })
-        .returning({ id: llmCalls.id });
+        };
+      // The audit call and its rollup (docs/console.md) in one transaction.
+      const call = await opts.db.transaction(async (tx) => {
+        const [row] = await tx.insert(llmCalls).values(auditCall).returning({ id: llmCalls.id });
+        await rollupOutcome(tx as unknown as Db, auditCall, [], new Map());
+        return row;
+      });
       await opts.db.insert(cacheAudits).values(
         data.hits.map((h, i) => {
           const llm = v?.ok.get(ids[i]!);

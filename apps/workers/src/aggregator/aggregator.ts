@@ -31,7 +31,7 @@ import {
   type ProviderName,
   type NewResult,
 } from "@sieve/shared";
-import { itemsWithResults, recordOutcome, type FinishedJob } from "@sieve/shared/db/ops/results";
+import { itemsWithResults, recordOutcome, resultCounts, type FinishedJob } from "@sieve/shared/db/ops/results";
 import type { LlmProvider } from "../providers/types.js";
 import { executeBatch, type BatchItem } from "./execute.js";
 import type { LandedResult } from "../dedup/afterResults.js";
@@ -324,7 +324,7 @@ export class Aggregator {
     const { job, token } = h;
     try {
       if (!h.transientError) {
-        await job.moveToCompleted({ items: h.parcel.items.length }, token, false);
+        await this.finishParcel(h, false);
         return;
       }
       const err = h.transientError;
@@ -360,12 +360,33 @@ export class Aggregator {
         await this.opts.afterResults(rows.filter((r) => inserted.has(r.itemId)).map((r) => ({ row: r, item: byId.get(r.itemId)!, parcel: h.parcel })));
       }
       if (out.finishedJobs.length > 0) this.opts.onJobsFinished?.(out.finishedJobs);
-      await job.moveToCompleted({ items: h.parcel.items.length, exhausted: true }, token, false);
+      await this.finishParcel(h, true);
     } catch (e) {
       // Lost the lock (another worker took the parcel after a stall) or Redis hiccup: the parcel
       // will be re-run elsewhere; persisted results make that safe.
       this.opts.log.warn({ jobId: job.id, err: coerceError(e).message }, "could not settle parcel");
     }
+  }
+
+  /**
+   * Ends a parcel whose items all have a result. Its return value counts ok and failed items; a
+   * parcel with failed items ends FAILED (without retry: each failed item already has its final
+   * error result) so Bull Board does not show it as a clean success (docs/console.md).
+   */
+  private async finishParcel(h: Held, exhausted: boolean): Promise<void> {
+    const counts = await resultCounts(this.opts.db, h.parcel.items.map((i) => i.itemId));
+    const value = { items: h.parcel.items.length, ok: counts.ok, failed: counts.failed, ...(exhausted ? { exhausted: true } : {}) };
+    if (counts.failed === 0) {
+      await h.job.moveToCompleted(value, h.token, false);
+      return;
+    }
+    const codes = Object.entries(counts.codes).map(([c, n]) => `${c} x${n}`).join(", ");
+    await h.job.updateData({ ...h.parcel, outcome: value } as Parcel);
+    await h.job.moveToFailed(
+      new UnrecoverableError(`${counts.failed} of ${value.items} items failed (${codes}); their errors are their final results: retry them from /admin/jobs/${h.parcel.jobId}`),
+      h.token,
+      false,
+    );
   }
 
   private async extendLocks(): Promise<void> {

@@ -106,6 +106,11 @@ export const Env = z
     SIEVE_MIX_TENANTS: BoolEnv.default(false),
     /** JSON price table overrides: {"model": {"input": usdPerMTok, "output": ..., "cachedInput": ..., "cacheWrite": ...}} */
     SIEVE_PRICES: OptStr,
+    /**
+     * Cloud model whose list price the operator console compares local GPU (vLLM) calls with, to
+     * show what the GPU lane saved (docs/console.md). @defaultValue gpt-4.1-mini
+     */
+    SIEVE_CONSOLE_GPU_REFERENCE_MODEL: z.string().min(1).default("gpt-4.1-mini"),
     /** Exact cache + in-flight coalescing on/off. @defaultValue true */
     SIEVE_CACHE_ENABLED: BoolEnv.default(true),
     /** Default time to live of cache entries, in seconds (per request: cache.ttlSeconds). @defaultValue 604800 (7 days) */
