@@ -41,7 +41,8 @@ class SavingsEstimator {
           from (select cost_usd, item_count from llm_calls where model = ${model} and outcome = 'ok' and lane = 'realtime' order by id desc limit 200) c`,
     );
     const usd = Number(rows[0]?.usd ?? 0);
-    this.cache.set(model, { usd, at: Date.now() });
+    // No answered call yet: do not pin "saved nothing" for a minute (the console shows these savings).
+    if (usd > 0) this.cache.set(model, { usd, at: Date.now() });
     return usd;
   }
 }

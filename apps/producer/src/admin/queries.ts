@@ -172,25 +172,17 @@ export async function audits(db: Db, since: Date): Promise<Array<{ task: string;
   );
 }
 
-export interface TenantDay {
-  day: string;
-  tenantId: string;
-  items: number;
-  cost: number;
-  savedCache: number;
-  calls: number;
-}
+export type KeyedSums = RollupSums & { tenantId: string; provider: string; model: string; lane: string };
 
-export async function tenantDays(db: Db, since: Date): Promise<TenantDay[]> {
+/** Sums per UTC day x tenant x provider x model x lane (savings need the model and lane). */
+export async function tenantDays(db: Db, since: Date): Promise<Array<KeyedSums & { day: string }>> {
   return queryRows(
     db,
-    sql`select to_char(date_trunc('day', minute at time zone 'UTC'), 'YYYY-MM-DD') as day, tenant_id as "tenantId",
-          sum(items_ok + items_failed)::float8 as items, sum(cost_usd)::float8 as cost,
-          sum(saved_exact_usd + saved_semantic_usd + saved_coalesced_usd)::float8 as "savedCache", sum(calls)::float8 as calls
-        from rollup_minute where minute >= ${since.toISOString()} group by 1, 2 order by 1 desc, cost desc`,
+    sql`select to_char(date_trunc('day', minute at time zone 'UTC'), 'YYYY-MM-DD') as day, tenant_id as "tenantId", provider, model, lane, ${SUMS}
+        from rollup_minute where minute >= ${since.toISOString()} group by 1, 2, 3, 4, 5`,
   );
 }
 
-export async function tenantSums(db: Db, since: Date): Promise<Array<RollupSums & { tenantId: string; provider: string; model: string; lane: string }>> {
+export async function tenantSums(db: Db, since: Date): Promise<KeyedSums[]> {
   return queryRows(db, sql`select tenant_id as "tenantId", provider, model, lane, ${SUMS} from rollup_minute where minute >= ${since.toISOString()} group by tenant_id, provider, model, lane`);
 }

@@ -382,11 +382,9 @@ export class Aggregator {
     }
     const codes = Object.entries(counts.codes).map(([c, n]) => `${c} x${n}`).join(", ");
     await h.job.updateData({ ...h.parcel, outcome: value } as Parcel);
-    await h.job.moveToFailed(
-      new UnrecoverableError(`${counts.failed} of ${value.items} items failed (${codes}); their errors are their final results: retry them from /admin/jobs/${h.parcel.jobId}`),
-      h.token,
-      false,
-    );
+    const err = new UnrecoverableError(`${counts.failed} of ${value.items} items failed (${codes}); their errors are their final results: retry them from /admin/jobs/${h.parcel.jobId}`);
+    err.stack = `${err.name}: ${err.message}`; // a verdict on items, not a crash: no stack trace in Bull Board
+    await h.job.moveToFailed(err, h.token, false);
   }
 
   private async extendLocks(): Promise<void> {

@@ -64,7 +64,7 @@ export async function jobPage(ctx: ApiContext, req: Request, res: Response): Pro
 <dt>Tenant</dt><dd>${job.tenantId}</dd><dt>Status</dt><dd class="status-${job.status}" id="job-status">${job.status}</dd>
 <dt>Task</dt><dd>${job.task} · ${job.promptVersion}</dd><dt>Lane</dt><dd>${job.lane}</dd><dt>Provider / model</dt><dd>${job.provider} / ${job.model}</dd>
 <dt>Items</dt><dd>${int(job.itemCount)} (done ${int(job.doneCount)}, failed <span id="job-failed">${int(job.errorCount)}</span>, cached ${int(job.cachedCount)})</dd>
-<dt>Cost</dt><dd>${usd(money.cost)} over ${int(money.calls)} LLM calls · saved ${usd(money.saved)}</dd>
+<dt>Cost</dt><dd>${usd(money.cost)} over ${int(money.calls)} LLM call${money.calls === 1 ? "" : "s"} · saved ${usd(money.saved)}</dd>
 <dt>Created</dt><dd>${when(job.createdAt)}</dd><dt>Completed</dt><dd>${when(job.completedAt)}</dd>
 </dl>
 ${job.errorCount > 0

@@ -22,6 +22,11 @@ export async function tenantsPage(ctx: ApiContext, _req: Request, res: Response)
     ),
   ]);
   const prices = loadPriceTable(ctx.env.SIEVE_PRICES);
+  const byDay = new Map<string, typeof days>();
+  for (const d of days) byDay.set(`${d.day}\u0000${d.tenantId}`, [...(byDay.get(`${d.day}\u0000${d.tenantId}`) ?? []), d]);
+  const dayRows = [...byDay.values()]
+    .map((rows) => ({ day: rows[0]!.day, tenantId: rows[0]!.tenantId, t: total(rows), saved: savingsOf(rows, prices, ctx.env.SIEVE_CONSOLE_GPU_REFERENCE_MODEL) }))
+    .sort((a, b) => (a.day === b.day ? b.t.cost - a.t.cost : a.day < b.day ? 1 : -1));
   const perTenant = new Map<string, typeof sums>();
   for (const s of sums) perTenant.set(s.tenantId, [...(perTenant.get(s.tenantId) ?? []), s]);
   const top = [...perTenant.entries()]
@@ -35,9 +40,12 @@ ${top.length === 0 ? html`<tr><td colspan="7" class="muted">No activity.</td></t
   (r) => html`<tr data-tenant="${r.tenantId}"><td><a href="/admin?range=week&tenant=${encodeURIComponent(r.tenantId)}">${r.tenantId}</a></td><td>${int(r.t.itemsOk + r.t.itemsFailed)}</td><td>${int(r.t.itemsFailed)}</td>
 <td>${int(r.t.calls)}</td><td>${usd(r.t.cost)}</td><td>${usd(r.saved.total)}</td><td>${int(r.t.hitsExact + r.t.hitsSemantic + r.t.hitsCoalesced)}</td></tr>`,
 )}</tbody></table>
-<h2>Spend and cache savings per tenant per day (UTC, last 14 days)</h2>
-<table class="num" id="tenant-days"><thead><tr><th>Day</th><th>Tenant</th><th>Items</th><th>LLM calls</th><th>Spend</th><th>Saved by caches</th></tr></thead><tbody>
-${days.length === 0 ? html`<tr><td colspan="6" class="muted">No activity.</td></tr>` : days.map((d) => html`<tr><td>${d.day}</td><td>${d.tenantId}</td><td>${int(d.items)}</td><td>${int(d.calls)}</td><td>${usd(d.cost)}</td><td>${usd(d.savedCache)}</td></tr>`)}
+<h2>Spend and savings per tenant per day (UTC, last 14 days)</h2>
+<table class="num" id="tenant-days"><thead><tr><th>Day</th><th>Tenant</th><th>Items</th><th>LLM calls</th><th>Spend</th><th>Saved by caches</th><th>Saved by packing</th><th>Batch discount</th><th>Local GPU</th><th>Saved in all</th></tr></thead><tbody>
+${dayRows.length === 0 ? html`<tr><td colspan="10" class="muted">No activity.</td></tr>` : dayRows.map(
+  (d) => html`<tr><td>${d.day}</td><td>${d.tenantId}</td><td>${int(d.t.itemsOk + d.t.itemsFailed)}</td><td>${int(d.t.calls)}</td><td>${usd(d.t.cost)}</td>
+<td>${usd(d.saved.exact + d.saved.semantic + d.saved.coalesced)}</td><td>${usd(d.saved.packing)}</td><td>${usd(d.saved.batchDiscount)}</td><td>${usd(d.saved.localGpu)}</td><td>${usd(d.saved.total)}</td></tr>`,
+)}
 </tbody></table>
 <h2>API keys</h2>
 <table id="keys"><thead><tr><th>Tenant</th><th>Key (SHA-256, first 16 hex)</th><th>Label</th><th>Created</th><th>Last used</th><th>Revoked</th></tr></thead><tbody>
