@@ -10,7 +10,9 @@ import assert from "node:assert/strict";
 import { sql } from "drizzle-orm";
 import { queryOne, queryRows, registry } from "@sieve/shared";
 import { startHarness, waitForJob, LABELS, type Harness } from "./support/harness.js";
+import type { Request, Response } from "express";
 import { rangeStart, sumsByKey, total } from "@sieve/producer/admin/queries";
+import { lanesPage } from "@sieve/producer/admin/pages/lanes";
 
 const AUTH = { authorization: `Basic ${Buffer.from("admin:console-pw").toString("base64")}` };
 
@@ -99,6 +101,16 @@ describe("operator console: rollups, Bull Board, retry", () => {
     const page = await (await admin(h, "/admin/queues")).text();
     assert.ok(page.includes("Sieve queues"));
     assert.doesNotMatch(page, /(href|src)="https?:/);
+  });
+
+  test("lanes: the configured vLLM server is sampled; without any engine source the page says so", async () => {
+    const page = await (await admin(h, "/admin/lanes")).text();
+    assert.match(page, /data-engine="vllm-0"/);
+    assert.match(page, /healthy/);
+    let body = "";
+    const res = { type: () => res, send: (b: string) => void (body = b) } as unknown as Response;
+    await lanesPage({ ...h.api.ctx }, [], undefined, {} as Request, res);
+    assert.match(body, /No GPU engines configured/);
   });
 
   test("basic auth: a wrong password is refused everywhere under /admin", async () => {

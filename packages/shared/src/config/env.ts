@@ -70,9 +70,9 @@ export const Env = z
     SIEVE_ROUTE_TRANSLATE: Route,
     /** Bootstrap API keys, "tenant:key,tenant2:key2". Stored hashed at start-up. */
     SIEVE_API_KEYS: OptStr,
-    /** Bull Board credentials (HTTP basic auth). Unset: the dashboard is disabled. */
+    /** Operator console (/admin) and Bull Board user (HTTP basic auth). Unset: both are disabled. */
     SIEVE_ADMIN_USER: OptStr,
-    /** Bull Board password (with SIEVE_ADMIN_USER). */
+    /** Operator console and Bull Board password (with SIEVE_ADMIN_USER). */
     SIEVE_ADMIN_PASSWORD: OptStr,
     /** Most items in one POST /v1/jobs. @defaultValue 1000 */
     SIEVE_MAX_ITEMS_PER_REQUEST: Int(1000, 1, 100_000),
