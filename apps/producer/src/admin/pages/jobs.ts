@@ -37,7 +37,7 @@ function itemRow(it: ItemRow) {
   const answered = it.cache
     ? html`<span class="pill">${it.cache} cache hit</span> saved ${usd(Number(it.savedUsd ?? 0))}`
     : it.llmCallId
-      ? html`call #${it.llmCallId} (${it.callProvider} ${it.callModel}, ${int(it.callItems ?? 0)} items, ${usd(Number(it.callCostUsd ?? 0))}, ${ms(it.callLatencyMs)}, ${it.callOutcome})`
+      ? html`call #${it.llmCallId} (${it.callProvider} ${it.callModel}, ${int(it.callItems ?? 0)} item${it.callItems === 1 ? "" : "s"}, ${usd(Number(it.callCostUsd ?? 0))}, ${ms(it.callLatencyMs)}, ${it.callOutcome})`
       : it.status
         ? html`<span class="muted">no call answered it${it.resultProvider ? ` (${it.resultProvider} ${it.resultModel ?? ""})` : ""}</span>`
         : html`<span class="muted">pending</span>`;
