@@ -12,6 +12,7 @@ source scripts/lib/services.sh
 ensure_node_modules
 ensure_redis
 ensure_postgres
+ensure_chromium || true  # the browser tests say so when it is missing
 
 echo "== node $(node -v)"
 if [ -z "${SIEVE_SKIP_TYPECHECK:-}" ]; then

@@ -70,3 +70,12 @@ ensure_postgres() {
   for _ in $(seq 1 50); do pg_answers && return 0; sleep 0.2; done
   log "postgresql did not start"; return 1
 }
+
+# Debian's Chromium for the console's browser tests (driven by playwright-core, which downloads no browser).
+chromium_path() { echo "${SIEVE_CHROMIUM:-/usr/bin/chromium}"; }
+
+ensure_chromium() {
+  if [ -x "$(chromium_path)" ]; then return 0; fi
+  log "installing chromium (browser tests)"
+  apt_install chromium fonts-dejavu-core || { log "chromium could not be installed: the console browser tests will fail"; return 1; }
+}

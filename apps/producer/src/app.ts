@@ -1,14 +1,12 @@
 /**
  * The HTTP API: /v1/jobs (submit, status, NDJSON results), /healthz, /readyz, /metrics and the
- * operator dashboard (Bull Board) at /admin/queues behind basic auth.
+ * operator console at /admin with Bull Board at /admin/queues, behind basic auth (docs/console.md).
  */
 import express, { type NextFunction, type Request, type Response } from "express";
-import { createBullBoard } from "@bull-board/api";
-import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
-import { ExpressAdapter } from "@bull-board/express";
 import { HttpError, OUTAGE_RETRY_AFTER_S, coerceError, metrics, ping, readHeartbeat, registry, rejectUnstorable } from "@sieve/shared";
 import type { ApiContext } from "./context.js";
-import { apiKeyAuth, basicAuth } from "./auth.js";
+import { apiKeyAuth } from "./auth.js";
+import { adminRouter } from "./admin/index.js";
 import { jobsRouter } from "./routes/jobs.js";
 import { usageRouter } from "./routes/usage.js";
 
@@ -44,20 +42,8 @@ export function createApp(ctx: ApiContext, extraRouters: express.Router[] = []):
     res.send(await registry.metrics());
   });
 
-  if (ctx.env.SIEVE_ADMIN_USER && ctx.env.SIEVE_ADMIN_PASSWORD) {
-    const adapter = new ExpressAdapter();
-    adapter.setBasePath("/admin/queues");
-    createBullBoard({
-      queues: [...ctx.queues.values(), ...(ctx.extraQueues ?? [])].map((q) => new BullMQAdapter(q)),
-      serverAdapter: adapter,
-      options: { uiConfig: { boardTitle: "Sieve queues" } },
-    });
-    app.use("/admin/queues", basicAuth(ctx.env.SIEVE_ADMIN_USER, ctx.env.SIEVE_ADMIN_PASSWORD), adapter.getRouter());
-  } else {
-    app.use("/admin/queues", (_req, res) => {
-      res.status(404).json({ error: { code: "disabled", message: "the dashboard is disabled: set SIEVE_ADMIN_USER and SIEVE_ADMIN_PASSWORD" } });
-    });
-  }
+  // Operator console and Bull Board (docs/console.md), behind basic auth.
+  app.use(adminRouter(ctx, [...ctx.queues.values(), ...(ctx.extraQueues ?? [])], { engines: ctx.engines }));
 
   app.use("/v1", express.json({ limit: ctx.env.SIEVE_MAX_BODY_BYTES, type: ["application/json", "application/*+json"] }));
   app.use("/v1", apiKeyAuth(ctx.db));

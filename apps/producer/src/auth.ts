@@ -6,12 +6,14 @@
 import { timingSafeEqual } from "node:crypto";
 import type { NextFunction, Request, Response } from "express";
 import { HttpError, type Db } from "@sieve/shared";
-import { tenantForKey } from "@sieve/shared/db/ops/tenants";
+import { tenantForKey, touchApiKey } from "@sieve/shared/db/ops/tenants";
 
 const TTL_MS = 60_000;
 
 export function apiKeyAuth(db: Db) {
   const cache = new Map<string, { tenantId: string | undefined; at: number }>();
+  // Last use per key for the console (docs/console.md): written at most once a minute, off the request path.
+  const touched = new Map<string, number>();
   return async (req: Request, res: Response, next: NextFunction) => {
     try {
       const header = req.header("authorization");
@@ -27,6 +29,11 @@ export function apiKeyAuth(db: Db) {
       }
       if (!tenantId) throw new HttpError(401, "unauthorized", "invalid API key");
       res.locals.tenantId = tenantId;
+      if (Date.now() - (touched.get(key) ?? 0) >= TTL_MS) {
+        if (touched.size > 10_000) touched.clear();
+        touched.set(key, Date.now());
+        touchApiKey(db, key).catch(() => touched.delete(key));
+      }
       next();
     } catch (e) {
       next(e);

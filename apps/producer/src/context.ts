@@ -23,5 +23,7 @@ export interface ApiContext {
   /** Optional pre-enqueue dedup (cache issue): answers items without any LLM call. */
   dedup?: import("./submit.js").SubmitDedup;
   /** The provider Batch API lane, when enabled: told about new batch-lane jobs. */
-  batchLane?: { notify(jobId: string, itemCount: number, itemIds?: number[]): Promise<void> };
+  batchLane?: { notify(jobId: string, itemCount: number, itemIds?: number[]): Promise<void>; kickPoll?(): Promise<void> };
+  /** GPU engines shown by the console (docs/console.md); default: the configured vLLM server. */
+  engines?: import("./admin/engines.js").EngineSource;
 }

@@ -1,7 +1,7 @@
 /** Builds the API context (queues, waiter) and starts the HTTP server. */
 import { createServer, type Server } from "node:http";
 import { Queue } from "bullmq";
-import { BATCH_LANE_QUEUE, CACHE_AUDIT_QUEUE, CACHE_FILL_QUEUE, DependencyMonitor, MAINTENANCE_QUEUE, createRedis, dependencyPorts, ping, semanticTaskSet, realtimeQueueName, type Db, type Env, type Logger, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
+import { BATCH_LANE_QUEUE, BULK_INBOX_QUEUE, CACHE_AUDIT_QUEUE, CACHE_FILL_QUEUE, DependencyMonitor, MAINTENANCE_QUEUE, createRedis, dependencyPorts, ping, semanticTaskSet, realtimeQueueName, type Db, type Env, type Logger, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
 import { createApp } from "./app.js";
 import type { ApiContext } from "./context.js";
 import { JobWaiter } from "./waiter.js";
@@ -54,6 +54,9 @@ export async function startApi(opts: {
   const extraQueues = [new Queue(MAINTENANCE_QUEUE, { connection: queueConn, prefix })];
   // Batch lane housekeeping queue in Bull Board (issue 4).
   if (env.SIEVE_BATCH_LANE) extraQueues.push(new Queue(BATCH_LANE_QUEUE, { connection: queueConn, prefix }));
+  // Every queue Sieve runs is listed in Bull Board (docs/console.md).
+  if (env.SIEVE_CACHE_ENABLED) for (const n of [CACHE_FILL_QUEUE, CACHE_AUDIT_QUEUE]) extraQueues.push(new Queue(n, { connection: queueConn, prefix }));
+  if (env.SIEVE_BULK_CRON) extraQueues.push(new Queue(BULK_INBOX_QUEUE, { connection: queueConn, prefix }));
   const subscriber = createRedis(env.REDIS_URL, "subscriber");
   // Every connection and Queue reports here: one JSON log line per outage, never a raw stack.
   for (const [e, name] of [[redis, "redis"], [queueConn, "redis queues"], [subscriber, "redis events"]] as const) monitor.watch(e, name);

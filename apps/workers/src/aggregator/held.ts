@@ -3,9 +3,9 @@
  * calls) and how each one is settled, exactly once, when all its items are settled
  * (docs/operations.md#outages for what an outage does to them).
  */
-import type { Job } from "bullmq";
+import { UnrecoverableError, type Job } from "bullmq";
 import { safeErrorMessage, type Db, type DependencyMonitor, type Logger, type Parcel, type ProviderError } from "@sieve/shared";
-import { itemsWithResults, recordOutcome, type FinishedJob } from "@sieve/shared/db/ops/results";
+import { itemsWithResults, recordOutcome, resultCounts, type FinishedJob } from "@sieve/shared/db/ops/results";
 import type { LandedResult } from "../dedup/afterResults.js";
 
 /** Delay before a parcel set back by an outage is offered again, in ms. */
@@ -70,7 +70,7 @@ export class HeldParcels {
         return;
       }
       if (!h.transientError) {
-        await job.moveToCompleted({ items: h.parcel.items.length }, token, false);
+        await this.finish(h, false);
         return;
       }
       const err = h.transientError;
@@ -106,7 +106,7 @@ export class HeldParcels {
         await this.deps.afterResults(rows.filter((r) => inserted.has(r.itemId)).map((r) => ({ row: r, item: byId.get(r.itemId)!, parcel: h.parcel })));
       }
       if (out.finishedJobs.length > 0) this.deps.onJobsFinished?.(out.finishedJobs);
-      await job.moveToCompleted({ items: h.parcel.items.length, exhausted: true }, token, false);
+      await this.finish(h, true);
     } catch (e) {
       const dep = this.deps.monitor.report(e, "aggregator settle");
       if (dep === "postgres") {
@@ -119,6 +119,25 @@ export class HeldParcels {
       // make both safe.
       if (!dep) this.deps.log.warn({ jobId: job.id, err: safeErrorMessage(e) }, "could not settle parcel");
     }
+  }
+
+  /**
+   * Ends a parcel whose items all have a result. Its return value counts ok and failed items; a
+   * parcel with failed items ends FAILED (without retry: each failed item already has its final
+   * error result) so Bull Board does not show it as a clean success (docs/console.md).
+   */
+  private async finish(h: Held, exhausted: boolean): Promise<void> {
+    const counts = await resultCounts(this.deps.db, h.parcel.items.map((i) => i.itemId));
+    const value = { items: h.parcel.items.length, ok: counts.ok, failed: counts.failed, ...(exhausted ? { exhausted: true } : {}) };
+    if (counts.failed === 0) {
+      await h.job.moveToCompleted(value, h.token, false);
+      return;
+    }
+    const codes = Object.entries(counts.codes).map(([c, n]) => `${c} x${n}`).join(", ");
+    await h.job.updateData({ ...h.parcel, outcome: value } as Parcel);
+    const err = new UnrecoverableError(`${counts.failed} of ${value.items} items failed (${codes}); their errors are their final results: retry them from /admin/jobs/${h.parcel.jobId}`);
+    err.stack = `${err.name}: ${err.message}`; // a verdict on items, not a crash: no stack trace in Bull Board
+    await h.job.moveToFailed(err, h.token, false);
   }
 
   /** Extends the lock of every held parcel; notes the ones that are no longer ours. */

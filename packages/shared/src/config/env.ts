@@ -70,9 +70,9 @@ export const Env = z
     SIEVE_ROUTE_TRANSLATE: Route,
     /** Bootstrap API keys, "tenant:key,tenant2:key2". Stored hashed at start-up. */
     SIEVE_API_KEYS: OptStr,
-    /** Bull Board credentials (HTTP basic auth). Unset: the dashboard is disabled. */
+    /** Operator console (/admin) and Bull Board user (HTTP basic auth). Unset: both are disabled. */
     SIEVE_ADMIN_USER: OptStr,
-    /** Bull Board password (with SIEVE_ADMIN_USER). */
+    /** Operator console and Bull Board password (with SIEVE_ADMIN_USER). */
     SIEVE_ADMIN_PASSWORD: OptStr,
     /** Most items in one POST /v1/jobs. @defaultValue 1000 */
     SIEVE_MAX_ITEMS_PER_REQUEST: Int(1000, 1, 100_000),
@@ -111,6 +111,11 @@ export const Env = z
     SIEVE_MIX_TENANTS: BoolEnv.default(false),
     /** JSON price table overrides: {"model": {"input": usdPerMTok, "output": ..., "cachedInput": ..., "cacheWrite": ...}} */
     SIEVE_PRICES: OptStr,
+    /**
+     * Cloud model whose list price the operator console compares local GPU (vLLM) calls with, to
+     * show what the GPU lane saved (docs/console.md). @defaultValue gpt-4.1-mini
+     */
+    SIEVE_CONSOLE_GPU_REFERENCE_MODEL: z.string().min(1).default("gpt-4.1-mini"),
     /** Exact cache + in-flight coalescing on/off. @defaultValue true */
     SIEVE_CACHE_ENABLED: BoolEnv.default(true),
     /** Default time to live of cache entries, in seconds (per request: cache.ttlSeconds). @defaultValue 604800 (7 days) */

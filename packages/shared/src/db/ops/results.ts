@@ -8,6 +8,7 @@ import { eq, sql } from "drizzle-orm";
 import type { Db } from "../client.js";
 import { queryRows } from "../client.js";
 import { llmCalls, results } from "../schema/index.js";
+import { rollupOutcome } from "./rollups.js";
 
 export type NewLlmCall = typeof llmCalls.$inferInsert;
 
@@ -69,7 +70,7 @@ async function insertResults(tx: Tx, rows: NewResult[], llmCallId: number | null
 }
 
 /** Bumps job counters by what was inserted; jobs are updated in id order so concurrent writers never deadlock. */
-async function bumpJobs(tx: Tx, inserted: Array<{ jobId: string; status: string }>): Promise<FinishedJob[]> {
+async function bumpJobs(tx: Tx, inserted: Array<{ jobId: string; status: string }>, laneOf: Map<string, string>): Promise<FinishedJob[]> {
   const per = new Map<string, { n: number; e: number }>();
   for (const r of inserted) {
     const c = per.get(r.jobId) ?? { n: 0, e: 0 };
@@ -80,7 +81,7 @@ async function bumpJobs(tx: Tx, inserted: Array<{ jobId: string; status: string 
   const finished: FinishedJob[] = [];
   for (const jobId of [...per.keys()].sort()) {
     const c = per.get(jobId)!;
-    const rows = await queryRows<{ id: string; status: string; finished: boolean }>(
+    const rows = await queryRows<{ id: string; status: string; finished: boolean; lane: string }>(
       tx as unknown as Db,
       sql`update jobs set
             done_count = done_count + ${c.n},
@@ -92,9 +93,10 @@ async function bumpJobs(tx: Tx, inserted: Array<{ jobId: string; status: string 
                      else status end,
             completed_at = case when done_count + ${c.n} >= item_count then now() else completed_at end
           where id = ${jobId}
-          returning id, status, (done_count >= item_count) as finished`,
+          returning id, status, (done_count >= item_count) as finished, lane`,
     );
     const row = rows[0];
+    if (row) laneOf.set(row.id, row.lane);
     if (row?.finished) finished.push({ id: row.id, status: row.status });
   }
   return finished;
@@ -116,7 +118,11 @@ export async function recordOutcome(db: Db, call: NewLlmCall | null, rows: NewRe
       llmCallId = r[0]!.id;
     }
     const inserted = await insertResults(tx, rows, llmCallId);
-    const finishedJobs = await bumpJobs(tx, inserted);
+    const laneOf = new Map<string, string>();
+    const finishedJobs = await bumpJobs(tx, inserted, laneOf);
+    // The operator console's rollups (docs/console.md): last, after every job row lock.
+    const ids = new Set(inserted.map((r) => r.itemId));
+    await rollupOutcome(tx as unknown as Db, call, rows.filter((r) => ids.delete(r.itemId)), laneOf);
     return { llmCallId, inserted: inserted.map((r) => r.itemId), finishedJobs };
   });
 }
@@ -153,4 +159,22 @@ export async function interruptStaleCalls(db: Db, olderThan: Date): Promise<numb
         where state = 'sent' and created_at < ${olderThan.toISOString()} returning id`,
   );
   return rows.length;
+}
+
+/** Results of `itemIds` by status, with failed items per error code (a parcel's return value). */
+export async function resultCounts(db: Db, itemIds: number[]): Promise<{ ok: number; failed: number; codes: Record<string, number> }> {
+  const out = { ok: 0, failed: 0, codes: {} as Record<string, number> };
+  if (itemIds.length === 0) return out;
+  const rows = await queryRows<{ status: string; code: string | null; n: number }>(
+    db,
+    sql`select status, error_code as code, count(*)::int as n from results where item_id = any(${sql.param(itemIds)}::bigint[]) group by status, error_code`,
+  );
+  for (const r of rows) {
+    if (r.status === "ok") out.ok += r.n;
+    else {
+      out.failed += r.n;
+      out.codes[r.code ?? "unknown"] = (out.codes[r.code ?? "unknown"] ?? 0) + r.n;
+    }
+  }
+  return out;
 }

@@ -51,3 +51,8 @@ export function parseBootstrapKeys(spec: string | undefined): Array<{ tenantId: 
       return { tenantId, key: pair.slice(i + 1) };
     });
 }
+
+/** Records that a key was just used (the console's "last used"); callers throttle it. */
+export async function touchApiKey(db: Db, key: string): Promise<void> {
+  await db.update(apiKeys).set({ lastUsedAt: new Date() }).where(eq(apiKeys.keyHash, hashApiKey(key)));
+}

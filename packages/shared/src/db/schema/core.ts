@@ -31,6 +31,8 @@ export const apiKeys = pgTable(
     label: text("label"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     revokedAt: timestamp("revoked_at", { withTimezone: true }),
+    /** Last request authenticated with this key (updated at most once a minute per process). */
+    lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
   },
   (t) => [uniqueIndex("api_keys_key_hash_uq").on(t.keyHash)],
 );
@@ -73,6 +75,8 @@ export const jobs = pgTable(
   (t) => [
     index("jobs_tenant_created_idx").on(t.tenantId, t.createdAt),
     index("jobs_pending_idx").on(t.status, t.enqueued),
+    index("jobs_status_created_idx").on(t.status, t.createdAt),
+    index("jobs_created_idx").on(t.createdAt),
   ],
 );
 
@@ -135,7 +139,11 @@ export const results = pgTable(
     savedUsd: numeric("saved_usd", { precision: 14, scale: 8 }).notNull().default("0"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [index("results_job_idx").on(t.jobId, t.itemId), index("results_tenant_cache_idx").on(t.tenantId, t.cache)],
+  (t) => [
+    index("results_job_idx").on(t.jobId, t.itemId),
+    index("results_tenant_cache_idx").on(t.tenantId, t.cache),
+    index("results_job_status_idx").on(t.jobId, t.status),
+  ],
 );
 
 /** Every LLM request Sieve made, whatever its outcome. */
