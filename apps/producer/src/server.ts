@@ -10,8 +10,10 @@ import { createBatchLane, type BatchLaneApi } from "./bulk/lane.js";
 import { startInbox, type InboxHandle } from "./bulk/inbox.js";
 import { bulkRouter } from "./routes/bulk.js";
 import { batchesRouter } from "./routes/batches.js";
+import { exportsRouter } from "./routes/exports.js";
 import { createDedup, type SemanticLookup } from "./dedup.js";
 import { createSemanticService } from "./semantic.js";
+import { createLearnedService } from "./learned.js";
 import type { PGlite } from "@electric-sql/pglite";
 import { ExactCache } from "@sieve/shared/dedup/exact";
 
@@ -52,6 +54,11 @@ export async function startApi(opts: {
       ? await createSemanticService({ env, db: opts.db, log: opts.log, endpoints: opts.endpoints, pglite: opts.pglite, vectorDataDir: opts.vectorDataDir })
       : undefined;
   const semantic = opts.semantic ?? ownSemantic;
+  // Learned classification cache (docs/quality.md): shares the semantic cache's embedder when there is one.
+  const learned =
+    env.SIEVE_CACHE_ENABLED && env.SIEVE_LEARNED_CACHE
+      ? await createLearnedService({ env, db: opts.db, log: opts.log, endpoints: opts.endpoints, ...(ownSemantic ? { embedder: ownSemantic.cache.embedder } : {}) })
+      : undefined;
   const dedup =
     opts.dedup ??
     (env.SIEVE_CACHE_ENABLED
@@ -60,6 +67,7 @@ export async function startApi(opts: {
           db: opts.db,
           exact: new ExactCache(redis, opts.db, { prefix, maxEntries: env.SIEVE_CACHE_MAX_ENTRIES, policy: env.SIEVE_CACHE_EVICTION }),
           ...(semantic ? { semantic } : {}),
+          ...(learned ? { learned } : {}),
           log: opts.log,
         })
       : undefined);
@@ -70,7 +78,7 @@ export async function startApi(opts: {
     lane = createBatchLane({ env, db: opts.db, connection: queueConn, log: opts.log.child({ lane: "batch" }), ctx: () => ctx });
     ctx.batchLane = lane;
   }
-  const app = createApp(ctx, [bulkRouter(ctx, lane), ...(lane ? [batchesRouter(ctx, lane)] : [])]);
+  const app = createApp(ctx, [bulkRouter(ctx, lane), exportsRouter(ctx), ...(lane ? [batchesRouter(ctx, lane)] : [])]);
   const inbox: InboxHandle | undefined = env.SIEVE_BULK_CRON ? await startInbox(ctx, lane) : undefined;
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(env.PORT, env.HOST, () => resolve(s));
@@ -96,6 +104,7 @@ export async function startApi(opts: {
       });
       await waiter.close();
       await ownSemantic?.close();
+      await learned?.close();
       await inbox?.close();
       await lane?.close();
       await Promise.allSettled([...queues.values(), ...extraQueues].map((q) => q.close()));

@@ -29,6 +29,9 @@ import { sweepOnce } from "./maintenance/sweeper.js";
 import { createAfterResults, type SemanticFill } from "./dedup/afterResults.js";
 import { createBatchAnswerWriter } from "./dedup/batchAnswers.js";
 import { ExactCache } from "@sieve/shared/dedup/exact";
+import { LEARNED_FILL_QUEUE, RECHECK_QUEUE } from "@sieve/shared";
+import { BatchLimits } from "./quality/limits.js";
+import { createRecheckSampler, startRecheckWorker } from "./quality/recheck.js";
 
 export { Aggregator } from "./aggregator/aggregator.js";
 export { executeBatch } from "./aggregator/execute.js";
@@ -95,16 +98,27 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
           },
         }
       : undefined);
+  // LLM labels for the learned cache go to the API process, which owns its models (docs/quality.md).
+  const learnedQueue = env.SIEVE_CACHE_ENABLED && env.SIEVE_LEARNED_CACHE ? new Queue(LEARNED_FILL_QUEUE, { connection, prefix }) : undefined;
   const exact = env.SIEVE_CACHE_ENABLED ? new ExactCache(publisher, db, { prefix, maxEntries: env.SIEVE_CACHE_MAX_ENTRIES, policy: env.SIEVE_CACHE_EVICTION }) : undefined;
   const afterResults = exact
     ? createAfterResults({
         db,
         exact,
         ...(semanticFill ? { semantic: semanticFill } : {}),
+        ...(learnedQueue
+          ? { learned: { enqueue: async (scope, entries) => void (await learnedQueue.add("fill", { scope, entries }, { attempts: 5, backoff: { type: "exponential", delay: 1_000 }, removeOnComplete: { count: 1_000 }, removeOnFail: { age: 86_400 } })) } }
+          : {}),
         log,
         onJobsFinished,
       })
     : undefined;
+  // Packed answers checked live (docs/quality.md): sample -> queue -> single-item call -> controller.
+  const recheckQueue = env.SIEVE_RECHECK_RATE > 0 ? new Queue(RECHECK_QUEUE, { connection, prefix }) : undefined;
+  const recheckSample = recheckQueue ? createRecheckSampler(recheckQueue, env.SIEVE_RECHECK_RATE, log) : undefined;
+  const recheckWorker = recheckQueue ? startRecheckWorker({ db, env, connection, prefix, providers, prices, log: log.child({ role: "recheck" }) }) : undefined;
+  const limits = new BatchLimits(db, log);
+  await limits.start();
   const aggregators: Aggregator[] = [];
   for (const [name, provider] of providers) {
     const agg = new Aggregator({
@@ -120,6 +134,10 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       log: log.child({ provider: name }),
       onJobsFinished,
       ...(afterResults ? { afterResults } : {}),
+      maxItemsFor: (key) => limits.get(key),
+      ...(recheckSample
+        ? { onCallAnswered: (c) => recheckSample({ batchKey: c.parcel.batchKey, tenantId: c.parcel.tenantId, provider: c.parcel.provider, model: c.parcel.model, params: c.parcel.params, callItems: c.callItems, rows: c.rows, textOf: c.textOf }) }
+        : {}),
     });
     await agg.start();
     aggregators.push(agg);
@@ -171,6 +189,10 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       await batchLane?.close();
       await Promise.allSettled(aggregators.map((a) => a.close()));
       await maintenanceWorker?.close().catch(() => {});
+      await recheckWorker?.close().catch(() => {});
+      limits.close();
+      await recheckQueue?.close().catch(() => {});
+      await learnedQueue?.close().catch(() => {});
       await Promise.allSettled([maintenance.close(), ...(fillQueue ? [fillQueue.close()] : []), ...[...queues.values()].map((q) => q.close())]);
       await Promise.allSettled([connection.quit(), publisher.quit()]);
     },

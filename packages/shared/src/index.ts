@@ -14,3 +14,4 @@ export * from "./db/ops/results.js";
 export * from "./api/schemas.js";
 export * from "./lifecycle.js";
 export * from "./metrics.js";
+export * from "./qualityMetrics.js";

@@ -14,7 +14,7 @@
  */
 import type { CacheScope } from "../vector/types.js";
 import { scopeKey } from "../vector/scope.js";
-import { createClassifier, type Classifier, type ClassifierKind, type ClassifierOptions } from "./classifier.js";
+import { createClassifier, type Classifier, type ClassifierKind, type ClassifierOptions, type Prediction } from "./classifier.js";
 import { ThresholdCalibrator } from "./calibration.js";
 
 export interface LearnedCacheOptions {
@@ -62,6 +62,8 @@ interface ScopeModel {
 
 export class LearnedCache {
   private readonly scopes = new Map<string, ScopeModel>();
+  /** The last prediction made by lookup: learn() on the same vector reuses it (one scan, not two). */
+  private last: { vector: ArrayLike<number>; model: ScopeModel; size: number; p: Prediction | undefined } | undefined;
 
   constructor(readonly opts: LearnedCacheOptions) {
     if (!(opts.auditRate >= 0 && opts.auditRate <= 1)) throw new RangeError("auditRate must be in [0, 1]");
@@ -100,6 +102,7 @@ export class LearnedCache {
     const threshold = m.calibrator.threshold();
     if (threshold === undefined) return undefined;
     const p = m.classifier.predict(vector);
+    this.last = { vector, model: m, size: m.classifier.size, p };
     if (!p || p.confidence < threshold) return undefined;
     m.answered++;
     return { label: p.label, confidence: p.confidence, threshold };
@@ -111,7 +114,9 @@ export class LearnedCache {
    */
   learn(scope: CacheScope, vector: ArrayLike<number>, label: string): void {
     const m = this.model(LearnedCache.key(scope), true)!;
-    const p = m.classifier.predict(vector);
+    const l = this.last;
+    const p = l && l.vector === vector && l.model === m && l.size === m.classifier.size ? l.p : m.classifier.predict(vector);
+    this.last = undefined;
     if (p) m.calibrator.add(p.confidence, p.label === label);
     m.classifier.add(vector, label);
   }

@@ -29,7 +29,7 @@ export interface Classifier {
 export type ClassifierKind = "knn" | "centroid";
 
 export interface ClassifierOptions {
-  /** Neighbours that vote (knn). @defaultValue 10 */
+  /** Neighbours that vote (knn). @defaultValue 20 (bench:quality, docs/quality.md) */
   k?: number;
   /** Kernel temperature: weight = exp((cosine - 1) / temperature). @defaultValue 0.05 */
   temperature?: number;
@@ -86,7 +86,7 @@ export class KnnClassifier implements Classifier {
 
   constructor(readonly dims: number, opts: ClassifierOptions = {}) {
     this.ring = new Ring(dims, opts.maxExamples ?? 20_000);
-    this.k = opts.k ?? 10;
+    this.k = opts.k ?? 20;
     this.temperature = opts.temperature ?? 0.05;
   }
 
