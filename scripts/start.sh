@@ -4,16 +4,22 @@
 # embedded Postgres (PGlite, under .sieve/) when DATABASE_URL is unset.
 #   npm start                 # real providers: set OPENAI_API_KEY / ANTHROPIC_API_KEY / VLLM_BASE_URL+VLLM_MODEL
 #   npm start -- --simulator  # the bundled provider SIMULATOR (a test tool: answers are synthetic)
+#   npm start -- --simulator --answers FILE   # simulator answering from a JSONL reference file, with noise
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/services.sh
 
-for arg in "$@"; do
-  case "$arg" in
+while [ $# -gt 0 ]; do
+  case "$1" in
     --simulator) export SIEVE_SIMULATOR=true ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
-    *) log "unknown option: $arg (see --help)"; exit 2 ;;
+    # Simulator reference mode (docs/quality.md): answers from a JSONL file, with noise.
+    --answers)
+      [ $# -ge 2 ] || { log "--answers needs a FILE"; exit 2; }
+      export SIEVE_SIMULATOR_ANSWERS="$2"; shift ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) log "unknown option: $1 (see --help)"; exit 2 ;;
   esac
+  shift
 done
 
 ensure_node_modules

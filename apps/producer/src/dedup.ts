@@ -27,6 +27,7 @@ import { ExactCache } from "@sieve/shared/dedup/exact";
 import { exactCacheKey, type CacheScopeInput } from "@sieve/shared/dedup/keys";
 import type { DedupAnswer, DedupContext, DedupPlan, SubmitDedup } from "./submit.js";
 import type { CreatedItem } from "@sieve/shared/db/ops/jobs";
+import type { LearnedLookup } from "./learned.js";
 
 /** Semantic lookups (implemented with @sieve/cache); absent when SIEVE_SEMANTIC_CACHE=off. */
 export interface SemanticLookup {
@@ -41,6 +42,8 @@ export interface DedupDeps {
   db: Db;
   exact: ExactCache;
   semantic?: SemanticLookup;
+  /** The learned classification cache (docs/quality.md); absent when SIEVE_LEARNED_CACHE is off. */
+  learned?: LearnedLookup;
   log: Logger;
 }
 
@@ -129,10 +132,29 @@ export function createDedup(deps: DedupDeps): SubmitDedup {
           metrics.cacheLookups.inc({ kind: "semantic", outcome: "miss" }, rest.length - hits.size);
         }
       }
+      // Learned cache: only for requests that opt in (cache.learned), after the caches that match texts.
+      if (deps.learned && ctx.cache?.learned === true && ctx.params.task === "classify") {
+        const rest = items.map((it, i) => ({ it, i })).filter(({ i }) => !answers.has(i));
+        if (rest.length > 0) {
+          const hits = await deps.learned.lookup(rest.map((r) => r.it.text), scope);
+          for (const [j, h] of hits) {
+            answers.set(rest[j]!.i, { output: { label: h.label }, cache: "learned", source: { confidence: h.confidence, threshold: h.threshold }, savedUsd: saved(rest[j]!.it.text) });
+          }
+        }
+      }
       return { cacheKeys, answers };
     },
 
     async afterAnswered(answered, ctx) {
+      if (deps.learned) {
+        const learned = answered
+          .filter((a) => a.answer.cache === "learned")
+          .map((a) => {
+            const src = a.answer.source as { confidence: number; threshold: number };
+            return { itemId: a.itemId, text: a.text, label: (a.answer.output as { label: string }).label, confidence: src.confidence, threshold: src.threshold };
+          });
+        if (learned.length > 0) await deps.learned.audit(learned, scopeOf(ctx)).catch((e) => deps.log.warn({ err: String(e) }, "could not queue learned-cache audits"));
+      }
       if (!deps.semantic?.audit) return;
       const hits = answered
         .filter((a) => a.answer.cache === "semantic")
@@ -150,6 +172,8 @@ export function createDedup(deps: DedupDeps): SubmitDedup {
         namespace: ctx.cache?.namespace ?? "default",
         // Only answers of requests that use the semantic cache are embedded into it.
         semantic: Boolean(deps.semantic) && (ctx.cache?.semantic ?? semanticFor.has(ctx.params.task)),
+        // LLM labels of opted-in classify requests teach the learned cache (docs/quality.md).
+        learned: Boolean(deps.learned) && ctx.cache?.learned === true && ctx.params.task === "classify",
       };
       const plan: DedupPlan = { hold: new Set(), lead: new Set(), write, answered: 0 };
       if (mode !== "use") return plan;

@@ -43,8 +43,17 @@ async function main(): Promise<void> {
 
   let simulatorUrl: string | undefined;
   if (env.SIEVE_SIMULATOR) {
-    const { startSimulator } = await import("@sieve/simulator");
-    const sim = await startSimulator({ port: env.SIEVE_SIMULATOR_PORT, host: "127.0.0.1", ...(env.VLLM_MODEL ? { vllm: { model: env.VLLM_MODEL } } : {}) });
+    const { startSimulator, ReferenceAnswers, parseNoiseSpec } = await import("@sieve/simulator");
+    let answers;
+    try {
+      // Reference mode (docs/quality.md): known answers with noise instead of hashed ones.
+      answers = env.SIEVE_SIMULATOR_ANSWERS ? ReferenceAnswers.load(env.SIEVE_SIMULATOR_ANSWERS, parseNoiseSpec(env.SIEVE_SIMULATOR_NOISE)) : undefined;
+    } catch (e) {
+      log.fatal(`SIEVE_SIMULATOR_ANSWERS / SIEVE_SIMULATOR_NOISE: ${coerceError(e).message}`);
+      process.exit(2);
+    }
+    if (answers) log.warn({ known: answers.size(), noise: answers.noise }, "simulator in reference mode");
+    const sim = await startSimulator({ port: env.SIEVE_SIMULATOR_PORT, host: "127.0.0.1", ...(env.VLLM_MODEL ? { vllm: { model: env.VLLM_MODEL } } : {}), ...(answers ? { answers } : {}) });
     simulatorUrl = sim.url;
     shutdown.add("simulator", () => sim.close());
     log.warn({ url: sim.url }, "PROVIDER SIMULATOR in use (SIEVE_SIMULATOR=true): answers are synthetic, no real LLM is called");

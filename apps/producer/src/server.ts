@@ -10,8 +10,10 @@ import { createBatchLane, type BatchLaneApi } from "./bulk/lane.js";
 import { startInbox, type InboxHandle } from "./bulk/inbox.js";
 import { bulkRouter } from "./routes/bulk.js";
 import { batchesDisabledRouter, batchesRouter } from "./routes/batches.js";
+import { exportsRouter } from "./routes/exports.js";
 import { createDedup, type SemanticLookup } from "./dedup.js";
 import { LazySemantic, createSemanticService } from "./semantic.js";
+import { createLearnedService, type LearnedService } from "./learned.js";
 import type { PGlite } from "@electric-sql/pglite";
 import { ExactCache } from "@sieve/shared/dedup/exact";
 
@@ -23,6 +25,8 @@ export interface ApiHandle {
   semantic?: LazySemantic;
   /** The nightly bulk inbox, when SIEVE_BULK_CRON is set (issue 4). */
   inbox?: InboxHandle;
+  /** The learned classification cache, when SIEVE_LEARNED_CACHE=true (docs/quality.md). */
+  learned?: LearnedService;
   close(): Promise<void>;
 }
 
@@ -68,6 +72,11 @@ export async function startApi(opts: {
       : undefined;
   if (ownSemantic && (semanticTaskSet(env).size > 0 || (await semanticWorkWaiting(queueConn, prefix)))) await ownSemantic.start();
   const semantic = opts.semantic ?? ownSemantic;
+  // Learned classification cache (docs/quality.md): shares the semantic cache's embedder when there is one.
+  const learned =
+    env.SIEVE_CACHE_ENABLED && env.SIEVE_LEARNED_CACHE
+      ? await createLearnedService({ env, db: opts.db, log: opts.log, endpoints: opts.endpoints, ...(ownSemantic ? { embedder: (await ownSemantic.start()).cache.embedder } : {}) })
+      : undefined;
   const dedup =
     opts.dedup ??
     (env.SIEVE_CACHE_ENABLED
@@ -76,6 +85,7 @@ export async function startApi(opts: {
           db: opts.db,
           exact: new ExactCache(redis, opts.db, { prefix, maxEntries: env.SIEVE_CACHE_MAX_ENTRIES, policy: env.SIEVE_CACHE_EVICTION }),
           ...(semantic ? { semantic } : {}),
+          ...(learned ? { learned } : {}),
           log: opts.log,
         })
       : undefined);
@@ -86,7 +96,7 @@ export async function startApi(opts: {
     lane = createBatchLane({ env, db: opts.db, connection: queueConn, log: opts.log.child({ lane: "batch" }), ctx: () => ctx });
     ctx.batchLane = lane;
   }
-  const app = createApp(ctx, [bulkRouter(ctx, lane), lane ? batchesRouter(ctx, lane) : batchesDisabledRouter()]);
+  const app = createApp(ctx, [bulkRouter(ctx, lane), exportsRouter(ctx), lane ? batchesRouter(ctx, lane) : batchesDisabledRouter()]);
   const inbox: InboxHandle | undefined = env.SIEVE_BULK_CRON ? await startInbox(ctx, lane) : undefined;
   // Not app.listen(): express 5 calls its callback on an error too, so a busy port looked like
   // "listening" while nothing was served. A listen error rejects here and the process exits.
@@ -125,6 +135,7 @@ export async function startApi(opts: {
     ctx,
     ...(ownSemantic ? { semantic: ownSemantic } : {}),
     ...(inbox ? { inbox } : {}),
+    ...(learned ? { learned } : {}),
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -133,6 +144,7 @@ export async function startApi(opts: {
       });
       await waiter.close();
       await ownSemantic?.close();
+      await learned?.close();
       await inbox?.close();
       await lane?.close();
       await Promise.allSettled([...queues.values(), ...extraQueues].map((q) => q.close()));

@@ -51,7 +51,7 @@ export interface DedupContext {
 
 export interface DedupAnswer {
   output: unknown;
-  cache: "exact" | "semantic" | "coalesced";
+  cache: "exact" | "semantic" | "coalesced" | "learned";
   source?: unknown;
   /** Estimated cost of the LLM call this answer avoided. */
   savedUsd?: number;
@@ -75,7 +75,7 @@ export interface DedupPlan {
   hold: Set<number>;
   lead: Set<number>;
   /** Cache writes for enqueued items' answers (absent in bypass mode). */
-  write?: { ttlSeconds: number; namespace: string; semantic?: boolean };
+  write?: { ttlSeconds: number; namespace: string; semantic?: boolean; learned?: boolean };
   /** Items answered during afterCreate (late hits). */
   answered: number;
 }

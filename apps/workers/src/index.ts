@@ -40,6 +40,9 @@ import { createBatchAnswerWriter } from "./dedup/batchAnswers.js";
 import { ExactCache } from "@sieve/shared/dedup/exact";
 import { createGpuPool, workerLanes } from "./gpu/lane.js";
 import type { GpuPool } from "./gpu/pool.js";
+import { LEARNED_FILL_QUEUE, RECHECK_QUEUE } from "@sieve/shared";
+import { BatchLimits } from "./quality/limits.js";
+import { createRecheckSampler, startRecheckWorker } from "./quality/recheck.js";
 
 export { Aggregator } from "./aggregator/aggregator.js";
 export { executeBatch } from "./aggregator/execute.js";
@@ -125,16 +128,27 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
           },
         }
       : undefined);
+  // LLM labels for the learned cache go to the API process, which owns its models (docs/quality.md).
+  const learnedQueue = env.SIEVE_CACHE_ENABLED && env.SIEVE_LEARNED_CACHE ? new Queue(LEARNED_FILL_QUEUE, { connection, prefix }) : undefined;
   const exact = env.SIEVE_CACHE_ENABLED ? new ExactCache(publisher, db, { prefix, maxEntries: env.SIEVE_CACHE_MAX_ENTRIES, policy: env.SIEVE_CACHE_EVICTION }) : undefined;
   const afterResults = exact
     ? createAfterResults({
         db,
         exact,
         ...(semanticFill ? { semantic: semanticFill } : {}),
+        ...(learnedQueue
+          ? { learned: { enqueue: async (scope, entries) => void (await learnedQueue.add("fill", { scope, entries }, { attempts: 5, backoff: { type: "exponential", delay: 1_000 }, removeOnComplete: { count: 1_000 }, removeOnFail: { age: 86_400 } })) } }
+          : {}),
         log,
         onJobsFinished,
       })
     : undefined;
+  // Packed answers checked live (docs/quality.md): sample -> queue -> single-item call -> controller.
+  const recheckQueue = env.SIEVE_RECHECK_RATE > 0 ? new Queue(RECHECK_QUEUE, { connection, prefix }) : undefined;
+  const recheckSample = recheckQueue ? createRecheckSampler(recheckQueue, env.SIEVE_RECHECK_RATE, log) : undefined;
+  const recheckWorker = recheckQueue ? startRecheckWorker({ db, env, connection, prefix, providers, prices, log: log.child({ role: "recheck" }) }) : undefined;
+  const limits = new BatchLimits(db, log);
+  await limits.start();
   const aggregators: Aggregator[] = [];
   const lanes = workerLanes(env, providers.keys());
   // The local GPU lane: every vLLM engine behind its own adaptive limiter (docs/gpu-lane.md),
@@ -167,6 +181,10 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       onJobsFinished,
       monitor,
       ...(afterResults ? { afterResults } : {}),
+      maxItemsFor: (key) => limits.get(key),
+      ...(recheckSample
+        ? { onCallAnswered: (c) => recheckSample({ batchKey: c.parcel.batchKey, tenantId: c.parcel.tenantId, provider: c.parcel.provider, model: c.parcel.model, params: c.parcel.params, callItems: c.callItems, rows: c.rows, textOf: c.textOf }) }
+        : {}),
     });
     await agg.start();
     aggregators.push(agg);
@@ -243,6 +261,10 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       if (gpuStatsTimer) clearInterval(gpuStatsTimer);
       gpu?.close();
       await maintenanceWorker?.close().catch(() => {});
+      await recheckWorker?.close().catch(() => {});
+      limits.close();
+      await recheckQueue?.close().catch(() => {});
+      await learnedQueue?.close().catch(() => {});
       await Promise.allSettled([maintenance.close(), ...(fillQueue ? [fillQueue.close()] : []), ...[...queues.values()].map((q) => q.close())]);
       monitor.close();
       await Promise.allSettled([connection.quit(), publisher.quit()]);

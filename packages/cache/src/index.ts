@@ -13,3 +13,7 @@ export { PgVectorStore, type PgVectorStoreOptions } from "./vector/pgvector.js";
 export { QdrantStore, pointId, type QdrantStoreOptions } from "./vector/qdrant.js";
 export { guardedMatch, negationCount, numberSignature, type GuardOptions, type GuardResult } from "./semantic/guards.js";
 export * from "./semantic/cache.js";
+// Learned classification cache (docs/quality.md).
+export { LearnedCache, type LearnedCacheOptions, type LearnedAnswer, type LearnedScopeStats } from "./learned/cache.js";
+export { KnnClassifier, CentroidClassifier, createClassifier, type Classifier, type ClassifierKind, type Prediction } from "./learned/classifier.js";
+export { ThresholdCalibrator, clopperPearsonUpper, binomialCdf } from "./learned/calibration.js";

@@ -20,3 +20,4 @@ export * from "./api/unstorable.js";
 export * from "./router/deadline.js";
 export * from "./router/plan.js";
 export * from "./router/laneStats.js";
+export * from "./qualityMetrics.js";

@@ -46,6 +46,8 @@ export const Parcel = z.object({
       namespace: z.string(),
       /** Also store the answers in the semantic cache (the request or its task uses it). */
       semantic: z.boolean().optional(),
+      /** Also teach the answers to the learned cache (docs/quality.md). */
+      learned: z.boolean().optional(),
     })
     .optional(),
   /** Enqueue time (ms since epoch), for latency metrics. */
@@ -121,3 +123,31 @@ export const CacheAuditJob = z.object({
     .min(1),
 });
 export type CacheAuditJob = z.infer<typeof CacheAuditJob>;
+
+/** Items answered in multi-item calls, asked again alone off the hot path (docs/quality.md). */
+export const RECHECK_QUEUE = "quality-recheck";
+export const RecheckJob = z.object({
+  batchKey: z.string(),
+  tenantId: z.string(),
+  provider: z.enum(["openai", "anthropic", "vllm"]),
+  model: z.string(),
+  params: TaskParams,
+  /** Items in the packed call the answers came from. */
+  itemsPerCall: z.number().int().min(2),
+  items: z.array(z.object({ itemId: z.number().int(), jobId: z.string(), text: z.string(), packedOutput: z.unknown() })).min(1),
+});
+export type RecheckJob = z.infer<typeof RecheckJob>;
+
+/** LLM labels on their way into the learned cache, and its answers sampled for audit (docs/quality.md). */
+export const LEARNED_FILL_QUEUE = "learned-fill";
+export const LearnedFillJob = z.object({
+  scope: CacheScopeJson,
+  entries: z.array(z.object({ itemId: z.number().int(), text: z.string(), label: z.string() })).min(1),
+});
+export type LearnedFillJob = z.infer<typeof LearnedFillJob>;
+export const LEARNED_AUDIT_QUEUE = "learned-audit";
+export const LearnedAuditJob = z.object({
+  scope: CacheScopeJson,
+  answers: z.array(z.object({ itemId: z.number().int(), text: z.string(), label: z.string(), confidence: z.number(), threshold: z.number() })).min(1),
+});
+export type LearnedAuditJob = z.infer<typeof LearnedAuditJob>;

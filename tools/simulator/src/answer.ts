@@ -6,6 +6,7 @@
  */
 import { resultsJsonSchema, type JsonSchema } from "@sieve/shared/tasks/output";
 import type { EntriesLocation } from "./faults.js";
+import type { ReferenceAnswers } from "./reference.js";
 
 /** One item as Sieve's `userPrompt` writes it: `{"id":"i1","text":"..."}` on its own line. */
 export interface SimItem {
@@ -255,6 +256,8 @@ export interface AnswerInput {
   system: string;
   /** The last user message text (the items). */
   user: string;
+  /** Reference mode (reference.ts): known answers, with noise, replace synthetic ones. */
+  reference?: ReferenceAnswers | undefined;
 }
 
 export interface GeneratedAnswer {
@@ -285,5 +288,28 @@ export function generateAnswer(input: AnswerInput): GeneratedAnswer {
     depth: 0,
     found,
   });
+  if (input.reference && found.entries) applyReference(value, found.entries, items, input.reference, input.system);
   return { value, items, entries: found.entries };
+}
+
+/** Replaces each entry's label / translation with the reference answer, when the file has one. */
+function applyReference(value: unknown, where: EntriesLocation, items: readonly SimItem[], ref: ReferenceAnswers, system: string): void {
+  let entries: unknown = value;
+  for (const k of where.path) entries = (entries as Record<string | number, unknown> | undefined)?.[k];
+  if (!Array.isArray(entries)) return;
+  const labelSchema = asSchema(asSchema(where.entrySchema.properties).label);
+  const allowed = (Array.isArray(labelSchema.enum) ? labelSchema.enum : allowedLabelsOf(system) ?? []).filter((l): l is string => typeof l === "string");
+  const target = targetLanguageOf(system);
+  entries.forEach((entry: unknown, i) => {
+    const item = items[i];
+    if (!item || typeof entry !== "object" || entry === null) return;
+    const e = entry as Record<string, unknown>;
+    if ("label" in e) {
+      const label = ref.label(item.text, allowed, items.length, i);
+      if (label !== undefined) e.label = label;
+    } else if ("translation" in e) {
+      const t = ref.translation(item.text, target, items.length, i);
+      if (t !== undefined) e.translation = t;
+    }
+  });
 }

@@ -74,7 +74,7 @@ export function produceAnswer(
   const { stats } = ctx.state;
   const schema = input.schema ?? inferSchemaFromPrompt(input.system);
   if (!schema) return { text: PLAIN_TEXT_ANSWER, value: undefined, truncated: false };
-  const gen = generateAnswer({ schema, system: input.system, user: input.user });
+  const gen = generateAnswer({ schema, system: input.system, user: input.user, reference: ctx.state.reference });
   stats.items(gen.items.length);
   const poison = new Set(gen.items.filter((i) => i.text.includes(POISON_MARKER)).map((i) => i.id));
   const applied = applyItemFaults(gen.value, gen.entries, poison, plan);

@@ -18,6 +18,7 @@ export {
   type GeneratedAnswer,
   type SimItem,
 } from "./answer.js";
+export { ReferenceAnswers, ReferenceNoise, DEFAULT_REFERENCE_NOISE, parseNoiseSpec } from "./reference.js";
 export { injectRequestFaults, produceAnswer, limitTokens, newId, type AnswerText } from "./generation.js";
 export { SimError, sendJson, sendError, readBody, readJsonObject, type Dialect } from "./http.js";
 export { PromptCache } from "./promptCache.js";

@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { createLogger } from "@sieve/shared/logger";
 import { startSimulator } from "./server.js";
 import { SimulatorFaults } from "./faults.js";
+import { ReferenceAnswers, parseNoiseSpec } from "./reference.js";
 
 const HELP = `Sieve provider SIMULATOR: a local TEST TOOL that speaks the OpenAI, Anthropic and vLLM
 wire protocols with synthetic answers and injectable faults. Not a real provider.
@@ -25,6 +26,10 @@ Usage: npx tsx tools/simulator/src/main.ts [options]
   --rate-duplicate-item P  probability of one result entry duplicated
   --rate-bad-value P       probability of one invalid value (label not in enum / empty translation)
   --seed N                 seed for the fault PRNG (reproducible runs)
+  --answers FILE           reference mode: answer from a JSONL file of known answers
+                           ({"text","label"} / {"text","targetLanguage","translation"}) with noise
+  --noise SPEC             noise of reference answers, e.g. base:0.97,perItem:0.002,position:0.03,min:0.5,seed:7
+                           (default: those values, seed 0; "base:1,perItem:0,position:0" = no noise)
   --vllm-model NAME        model served under /vllm (default Qwen/Qwen2.5-7B-Instruct-AWQ)
   --vllm-max-num-seqs N    concurrent vLLM requests before queueing (default 256)
   --vllm-kv-cache-tokens N KV cache capacity of the simulated engine, tokens (default 65536)
@@ -69,6 +74,8 @@ const { values } = parseArgs({
     "vllm-kv-cache-tokens": { type: "string" },
     "vllm-realistic": { type: "boolean" },
     "vllm-time-scale": { type: "string" },
+    answers: { type: "string" },
+    noise: { type: "string" },
     help: { type: "boolean" },
     ...Object.fromEntries(Object.keys(FAULT_FLAGS).map((k) => [k, { type: "string" as const }])),
   },
@@ -92,6 +99,15 @@ if (!faults.success) {
   process.exit(2);
 }
 
+let answers: ReferenceAnswers | undefined;
+try {
+  if (flags.answers) answers = ReferenceAnswers.load(flags.answers as string, parseNoiseSpec((flags.noise as string | undefined) ?? ""));
+  else if (flags.noise) throw new Error("--noise needs --answers FILE");
+} catch (e) {
+  console.error(e instanceof Error ? e.message : String(e));
+  process.exit(2);
+}
+
 const logger = createLogger({ name: "sieve-simulator" });
 const maxNumSeqs = num("vllm-max-num-seqs", flags["vllm-max-num-seqs"] as string | undefined);
 const kvCacheTokens = num("vllm-kv-cache-tokens", flags["vllm-kv-cache-tokens"] as string | undefined);
@@ -101,6 +117,7 @@ const sim = await startSimulator({
   host: (flags.host as string | undefined) ?? "127.0.0.1",
   faults: faults.data,
   logger,
+  ...(answers ? { answers } : {}),
   vllm: {
     ...(flags["vllm-model"] ? { model: flags["vllm-model"] as string } : {}),
     ...(maxNumSeqs !== undefined ? { maxNumSeqs } : {}),
@@ -115,6 +132,7 @@ console.log(
     `  Anthropic  baseURL ${sim.url}           (any x-api-key)`,
     `  vLLM       baseURL ${sim.url}/vllm/v1   (/vllm/health, /vllm/metrics)`,
     `  control    ${sim.url}/_sim/faults, ${sim.url}/_sim/stats`,
+    ...(answers ? [`  reference  ${JSON.stringify(answers.size())} known answers, noise ${JSON.stringify(answers.noise)}`] : []),
   ].join("\n"),
 );
 

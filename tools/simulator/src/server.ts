@@ -33,6 +33,7 @@ export const VllmControl = z
   .strict();
 export type VllmControl = z.infer<typeof VllmControl>;
 import { vllmRoutes } from "./vllm/routes.js";
+import type { ReferenceAnswers } from "./reference.js";
 
 export interface StartSimulatorOptions {
   /** TCP port; 0 picks a free one. @defaultValue 0 */
@@ -49,6 +50,8 @@ export interface StartSimulatorOptions {
   routes?: Route[];
   /** Initial knobs of the simulated batch APIs (src/batch/state.ts). @defaultValue {} */
   batch?: BatchKnobs;
+  /** Reference mode: answer from these known answers, with their noise (src/reference.ts). @defaultValue synthetic answers */
+  answers?: ReferenceAnswers;
 }
 
 export interface Simulator {
@@ -183,6 +186,7 @@ export async function startSimulator(opts: StartSimulatorOptions = {}): Promise<
     caches: { openai: new PromptCache(), anthropic: new PromptCache(), vllm: new PromptCache() },
     vllm: new VllmEngine(opts.vllm),
     logger,
+    reference: opts.answers,
   };
   initBatchState(state, opts.batch);
   let simulator: Simulator | undefined;

@@ -5,6 +5,7 @@ import type { Rng, SimulatorFaults } from "./faults.js";
 import type { PromptCache } from "./promptCache.js";
 import type { SimProvider, StatsRecorder } from "./stats.js";
 import type { VllmEngine } from "./vllm/engine.js";
+import type { ReferenceAnswers } from "./reference.js";
 
 /** pino-compatible: pass a pino logger, or anything with these four methods. */
 export interface SimulatorLogger {
@@ -23,6 +24,8 @@ export interface SimState {
   caches: Record<SimProvider, PromptCache>;
   vllm: VllmEngine;
   logger: SimulatorLogger;
+  /** Reference mode: answers from a file, with noise (reference.ts). Absent: synthetic answers. */
+  reference?: ReferenceAnswers | undefined;
 }
 
 export interface RouteContext {

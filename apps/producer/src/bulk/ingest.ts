@@ -179,7 +179,7 @@ export async function ingestBulk(ctx: ApiContext, source: AsyncIterable<Buffer |
   const flush = async () => {
     if (chunk.length === 0) return;
     const rows: BulkItemRow[] = chunk.map((p) => ({ seq: p.seq, externalId: p.id, text: p.text }));
-    let answers = new Map<number, { output: unknown; cache: "exact" | "semantic" | "coalesced"; source?: unknown; savedUsd?: number }>();
+    let answers = new Map<number, { output: unknown; cache: "exact" | "semantic" | "coalesced" | "learned"; source?: unknown; savedUsd?: number }>();
     if (useDedup) {
       const found = await useDedup.lookup(chunk.map((p) => ({ id: p.id, text: p.text })), dctx);
       found.cacheKeys.forEach((k, i) => {

@@ -2,6 +2,7 @@ import { Router, type Request, type Response, type NextFunction } from "express"
 import { HttpError, JobRequest, coerceError, parseOrThrow, rejectUnstorable, taskParamsOf } from "@sieve/shared";
 import { getJob, getJobTotals, listJobItems } from "@sieve/shared/db/ops/jobs";
 import { IdempotencyKeyTaken, canonicalHash, findIdempotencyKey } from "@sieve/shared/db/ops/idempotency";
+import { jobQuality } from "@sieve/shared/db/ops/quality";
 import type { ApiContext } from "../context.js";
 import { tenantOf } from "../auth.js";
 import { submitJob } from "../submit.js";
@@ -45,13 +46,15 @@ export function jobsRouter(ctx: ApiContext): Router {
   async function view(tenantId: string, jobId: string, limit: number, after?: number) {
     const job = await getJob(ctx.db, tenantId, jobId);
     if (!job) throw new HttpError(404, "not_found", `job ${jobId} not found`);
-    const [totals, items] = await Promise.all([getJobTotals(ctx.db, jobId), listJobItems(ctx.db, jobId, { limit: limit + 1, ...(after !== undefined ? { afterSeq: after } : {}) })]);
+    const [totals, items, quality] = await Promise.all([getJobTotals(ctx.db, jobId), listJobItems(ctx.db, jobId, { limit: limit + 1, ...(after !== undefined ? { afterSeq: after } : {}) }), jobQuality(ctx.db, jobId)]);
     const more = items.length > limit;
     const page = items.slice(0, limit);
     return {
       job,
       body: {
         ...jobJson(job, totals),
+        // Answer quality (docs/quality.md): re-check agreement and learned-cache audits of this job.
+        quality,
         items: page.map(itemJson),
         // With limit=0 the page is empty: continue after the caller's cursor.
         ...(more ? { nextAfter: page.length > 0 ? page[page.length - 1]!.seq : (after ?? -1) } : {}),

@@ -64,6 +64,10 @@ export interface AggregatorOptions {
   afterResults?: (landed: LandedResult[]) => Promise<void>;
   /** Up/down state of Redis and Postgres: outages are logged once and waited out (docs/operations.md#outages). */
   monitor: DependencyMonitor;
+  /** A batch key's maxItems as the re-check controller set it (docs/quality.md); undefined: the task's. */
+  maxItemsFor?: (batchKey: string) => number | undefined;
+  /** Valid answers of each multi-item call (re-check sampling, docs/quality.md). */
+  onCallAnswered?: (info: { parcel: Parcel; callItems: number; rows: NewResult[]; textOf: (itemId: number) => string | undefined }) => void | Promise<void>;
 }
 
 interface PendingItem extends BatchItem {
@@ -257,7 +261,9 @@ export class Aggregator {
   }
 
   private policyOf(bin: Bin): BatchPolicy {
-    return this.opts.policies[bin.parcel.params.task];
+    const policy = this.opts.policies[bin.parcel.params.task];
+    const limit = this.opts.maxItemsFor?.(bin.key);
+    return limit === undefined ? policy : { ...policy, maxItems: Math.max(1, Math.min(policy.maxItems, limit)) };
   }
 
   private maybeFlush(bin: Bin): void {
@@ -342,6 +348,9 @@ export class Aggregator {
             if (this.opts.afterResults) await this.opts.afterResults(this.landed(items, info.rows, info.inserted));
             if (info.finishedJobs.length > 0) this.opts.onJobsFinished?.(info.finishedJobs);
           },
+          ...(this.opts.onCallAnswered
+            ? { onCallAnswered: (info: { callItems: number; rows: NewResult[] }) => this.opts.onCallAnswered!({ ...info, parcel: rep, textOf: (id: number) => items.find((i) => i.itemId === id)?.text }) }
+            : {}),
         },
         items,
       );

@@ -18,6 +18,7 @@ import { ProviderError, coerceError, costUsd, countChatTokens, metrics, renderPr
 import type { Db } from "@sieve/shared";
 import { openLlmCall, recordOutcome, type FinishedJob } from "@sieve/shared/db/ops/results";
 import type { LlmProvider } from "../providers/types.js";
+import { shuffleInPlace } from "../quality/shuffle.js";
 
 export interface BatchItem {
   itemId: number;
@@ -42,6 +43,8 @@ export interface ExecuteContext {
   log: Logger;
   /** Called after each persisted write with the jobs it finished (publish events, metrics). */
   onPersisted?: (info: { finishedJobs: FinishedJob[]; llmCallId: number | null; rows: NewResult[]; inserted: Set<number> }) => void | Promise<void>;
+  /** Called with the valid answers of each call that carried several items (re-check sampling, docs/quality.md). */
+  onCallAnswered?: (info: { callItems: number; rows: NewResult[] }) => void | Promise<void>;
 }
 
 export interface ExecuteResult {
@@ -111,8 +114,10 @@ export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Pro
   const errorRows = (batch: BatchItem[], code: string, message: string): NewResult[] =>
     batch.map((i) => ({ itemId: i.itemId, jobId: i.jobId, tenantId: i.tenantId, status: "error", errorCode: code, errorMessage: message, provider: providerName, model: ctx.model }));
 
-  const run = async (batch: BatchItem[], singleTry: number): Promise<void> => {
-    if (state.transient || batch.length === 0) return;
+  const run = async (arrived: BatchItem[], singleTry: number): Promise<void> => {
+    if (state.transient || arrived.length === 0) return;
+    // Shuffled within the call: position changes answers (docs/quality.md); mapped back by id.
+    const batch = shuffleInPlace([...arrived]);
     const ids = batch.map((_, i) => `i${i + 1}`);
     const byId = new Map(ids.map((id, i) => [id, batch[i]!]));
     const baseCall = {
@@ -209,6 +214,7 @@ export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Pro
       },
       rows,
     );
+    if (batch.length > 1 && okRows.length > 0) await ctx.onCallAnswered?.({ callItems: batch.length, rows: okRows });
     if (failedItems.length === 0 || isLastSingleTry) return;
     if (failedItems.length === 1) {
       await run(failedItems, batch.length === 1 ? singleTry + 1 : 1);

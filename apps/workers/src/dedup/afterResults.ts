@@ -21,10 +21,16 @@ export interface SemanticFill {
   enqueue(entries: Array<{ text: string; output: unknown; itemId: number; scope: AnswerScope; ttlSeconds: number }>): Promise<void>;
 }
 
+/** Where LLM labels go for the learned cache (docs/quality.md). */
+export interface LearnedFill {
+  enqueue(scope: AnswerScope, entries: Array<{ itemId: number; text: string; label: string }>): Promise<void>;
+}
+
 export interface AfterResultsDeps {
   db: Db;
   exact: ExactCache;
   semantic?: SemanticFill;
+  learned?: LearnedFill;
   log: Logger;
   onJobsFinished?: (jobs: FinishedJob[]) => void;
 }
@@ -58,6 +64,16 @@ export function createAfterResults(deps: AfterResultsDeps) {
               ttlSeconds: l.parcel.cache!.ttlSeconds,
             })),
           );
+        }
+      }
+      if (deps.learned) {
+        // Grouped by parcel: one scope (tenant, label set, model) per queue job.
+        const byParcel = new Map<Parcel, Array<{ itemId: number; text: string; label: string }>>();
+        for (const l of writes.filter((w) => w.parcel.cache!.learned && typeof (w.row.output as { label?: unknown }).label === "string")) {
+          byParcel.set(l.parcel, [...(byParcel.get(l.parcel) ?? []), { itemId: l.item.itemId, text: l.item.text, label: (l.row.output as { label: string }).label }]);
+        }
+        for (const [p, entries] of byParcel) {
+          await deps.learned.enqueue({ tenantId: p.tenantId, params: p.params, provider: p.provider, model: p.model, namespace: p.cache!.namespace }, entries);
         }
       }
       const followerRows: NewResult[] = [];

@@ -46,6 +46,8 @@ export const CacheOptions = z.strictObject({
     .optional(),
   /** Semantic lookups on (default) or off for this request. */
   semantic: z.boolean().optional(),
+  /** Learned classification cache for this request (classify, needs SIEVE_LEARNED_CACHE=true; docs/quality.md). @defaultValue false */
+  learned: z.boolean().optional(),
 });
 export type CacheOptions = z.infer<typeof CacheOptions>;
 

@@ -245,6 +245,29 @@ export const Env = z
     SIEVE_ROUTER_LOCAL_FILL_MS: Int(2_000, 0),
     /** Provider queues this worker process consumes (comma list of openai, anthropic, vllm). Default: every configured one; SIEVE_ROLE=gpu: vllm. */
     SIEVE_WORKER_LANES: OptStr,
+    // --- Answer quality (docs/quality.md) ---
+    /** Simulator reference mode: JSONL file of known answers ({"text","label"} / {"text","targetLanguage","translation"}). Only with SIEVE_SIMULATOR=true. */
+    SIEVE_SIMULATOR_ANSWERS: OptStr,
+    /** Noise of reference answers, e.g. "base:0.97,perItem:0.002,position:0.03,min:0.5,seed:7" (unset parts: these defaults). @defaultValue "" */
+    SIEVE_SIMULATOR_NOISE: z.string().default(""),
+    /** Share of items answered in multi-item calls that are asked again alone to measure agreement (0..1; e.g. 0.02). Each re-check is a billed single-item call. @defaultValue 0 (off) */
+    SIEVE_RECHECK_RATE: z.coerce.number().min(0).max(1).default(0),
+    /** Agreement (0..1) under which a batch key's maxItems is lowered. @defaultValue 0.9 */
+    SIEVE_RECHECK_FLOOR: z.coerce.number().min(0).max(1).default(0.9),
+    /** Agreement (0..1) at or above which a lowered maxItems is raised again (hysteresis: above the floor). @defaultValue 0.97 */
+    SIEVE_RECHECK_RECOVER: z.coerce.number().min(0).max(1).default(0.97),
+    /** Re-checks at one maxItems needed before the controller acts on them. @defaultValue 40 */
+    SIEVE_RECHECK_MIN_SAMPLES: Int(40, 1, 1_000_000),
+    /** Shortest time between two maxItems changes of one batch key, in ms. @defaultValue 60000 */
+    SIEVE_RECHECK_COOLDOWN_MS: Int(60_000, 0),
+    /** Learned classification cache available (requests opt in with cache.learned: true). @defaultValue false */
+    SIEVE_LEARNED_CACHE: BoolEnv.default(false),
+    /** Error bound of the learned cache per label set (0..1): it answers only above the confidence that keeps its measured error under this. @defaultValue 0.01 */
+    SIEVE_LEARNED_MAX_ERROR: z.coerce.number().gt(0).lt(1).default(0.01),
+    /** LLM-labelled examples a label set needs before the learned cache answers anything. @defaultValue 300 */
+    SIEVE_LEARNED_MIN_EXAMPLES: Int(300, 10),
+    /** Share of learned-cache answers also sent to the LLM (audit; live error rate). @defaultValue 0.05 */
+    SIEVE_LEARNED_AUDIT_RATE: z.coerce.number().min(0).max(1).default(0.05),
     /** Run API, workers, the GPU lane only (gpu), or API + workers (all) in this process. @defaultValue "all" */
     SIEVE_ROLE: z.enum(["all", "api", "workers", "gpu"]).default("all"),
     /** pino log level. @defaultValue "info" */
@@ -263,6 +286,9 @@ export const Env = z
     }
     if (e.SIEVE_SEMANTIC_CACHE === "qdrant" && !e.QDRANT_URL) {
       ctx.addIssue({ code: "custom", path: ["QDRANT_URL"], message: "QDRANT_URL is required when SIEVE_SEMANTIC_CACHE=qdrant" });
+    }
+    if (e.SIEVE_RECHECK_RECOVER < e.SIEVE_RECHECK_FLOOR) {
+      ctx.addIssue({ code: "custom", path: ["SIEVE_RECHECK_RECOVER"], message: "must be at least SIEVE_RECHECK_FLOOR (hysteresis)" });
     }
     if (e.SIEVE_BULK_CRON && !e.SIEVE_BULK_INBOX) {
       ctx.addIssue({ code: "custom", path: ["SIEVE_BULK_INBOX"], message: "SIEVE_BULK_INBOX (a directory) is required when SIEVE_BULK_CRON is set" });

@@ -22,7 +22,7 @@ export interface NewResult {
   errorMessage?: string;
   provider?: string | null;
   model?: string | null;
-  cache?: "exact" | "semantic" | "coalesced" | null;
+  cache?: "exact" | "semantic" | "coalesced" | "learned" | null;
   cacheSource?: unknown;
   costUsd?: number;
   savedUsd?: number;

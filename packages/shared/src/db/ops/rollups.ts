@@ -21,8 +21,8 @@ interface Delta {
   lane: string;
   itemsOk: number;
   itemsFailed: number;
-  hits: { exact: number; semantic: number; coalesced: number };
-  saved: { exact: number; semantic: number; coalesced: number };
+  hits: { exact: number; semantic: number; coalesced: number; learned: number };
+  saved: { exact: number; semantic: number; coalesced: number; learned: number };
   calls: number;
   callsFailed: number;
   itemsSent: number;
@@ -41,8 +41,8 @@ function emptyDelta(tenantId: string, provider: string, model: string, lane: str
   return {
     tenantId, provider, model, lane,
     itemsOk: 0, itemsFailed: 0,
-    hits: { exact: 0, semantic: 0, coalesced: 0 },
-    saved: { exact: 0, semantic: 0, coalesced: 0 },
+    hits: { exact: 0, semantic: 0, coalesced: 0, learned: 0 },
+    saved: { exact: 0, semantic: 0, coalesced: 0, learned: 0 },
     calls: 0, callsFailed: 0, itemsSent: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0,
     costUsd: 0, packingTokens: 0, latencyMs: 0, buckets: new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0),
   };
@@ -127,13 +127,13 @@ async function upsertMinute(tx: Db, rows: Delta[], minute: SQL): Promise<void> {
         ${d.hits.exact}, ${d.hits.semantic}, ${d.hits.coalesced}, ${d.saved.exact.toFixed(8)}::numeric, ${d.saved.semantic.toFixed(8)}::numeric,
         ${d.saved.coalesced.toFixed(8)}::numeric, ${d.calls}, ${d.callsFailed}, ${d.itemsSent}, ${d.inputTokens}::bigint, ${d.outputTokens}::bigint,
         ${d.cachedInputTokens}::bigint, ${d.costUsd.toFixed(8)}::numeric, ${d.packingTokens}::bigint, ${d.latencyMs}::bigint,
-        ${`{${d.buckets.join(",")}}`}::int[])`,
+        ${`{${d.buckets.join(",")}}`}::int[], ${d.hits.learned}, ${d.saved.learned.toFixed(8)}::numeric)`,
     ),
     sql`, `,
   );
   await tx.execute(sql`insert into rollup_minute (minute, tenant_id, provider, model, lane, items_ok, items_failed, hits_exact, hits_semantic,
       hits_coalesced, saved_exact_usd, saved_semantic_usd, saved_coalesced_usd, calls, calls_failed, items_sent, input_tokens, output_tokens,
-      cached_input_tokens, cost_usd, packing_tokens, latency_ms_sum, lat_buckets)
+      cached_input_tokens, cost_usd, packing_tokens, latency_ms_sum, lat_buckets, hits_learned, saved_learned_usd)
     values ${values}
     on conflict (minute, tenant_id, provider, model, lane) do update set
       items_ok = rollup_minute.items_ok + excluded.items_ok,
@@ -141,6 +141,8 @@ async function upsertMinute(tx: Db, rows: Delta[], minute: SQL): Promise<void> {
       hits_exact = rollup_minute.hits_exact + excluded.hits_exact,
       hits_semantic = rollup_minute.hits_semantic + excluded.hits_semantic,
       hits_coalesced = rollup_minute.hits_coalesced + excluded.hits_coalesced,
+      hits_learned = rollup_minute.hits_learned + excluded.hits_learned,
+      saved_learned_usd = rollup_minute.saved_learned_usd + excluded.saved_learned_usd,
       saved_exact_usd = rollup_minute.saved_exact_usd + excluded.saved_exact_usd,
       saved_semantic_usd = rollup_minute.saved_semantic_usd + excluded.saved_semantic_usd,
       saved_coalesced_usd = rollup_minute.saved_coalesced_usd + excluded.saved_coalesced_usd,

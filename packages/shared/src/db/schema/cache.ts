@@ -24,7 +24,7 @@ export const cacheEntries = pgTable(
   (t) => [index("cache_entries_lru_idx").on(t.lastHitAt), index("cache_entries_tenant_idx").on(t.tenantId)],
 );
 
-/** Semantic hits re-checked by the LLM: the live false-hit rate per task. */
+/** Semantic hits (and learned-cache answers, kind "learned") re-checked by the LLM: the live false-hit rate per task. */
 export const cacheAudits = pgTable(
   "cache_audits",
   {
@@ -40,6 +40,8 @@ export const cacheAudits = pgTable(
     agree: boolean("agree"),
     llmCallId: bigint("llm_call_id", { mode: "number" }),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    /** semantic | learned (docs/quality.md); `score` holds the learned cache's confidence. */
+    kind: text("kind").notNull().default("semantic"),
   },
-  (t) => [index("cache_audits_task_idx").on(t.task, t.createdAt)],
+  (t) => [index("cache_audits_task_idx").on(t.task, t.createdAt), index("cache_audits_kind_idx").on(t.kind, t.task, t.createdAt)],
 );

@@ -32,6 +32,9 @@ export const rollupMinute = pgTable(
     savedExactUsd: numeric("saved_exact_usd", { precision: 18, scale: 8 }).notNull().default("0"),
     savedSemanticUsd: numeric("saved_semantic_usd", { precision: 18, scale: 8 }).notNull().default("0"),
     savedCoalescedUsd: numeric("saved_coalesced_usd", { precision: 18, scale: 8 }).notNull().default("0"),
+    /** Items the learned classification cache answered (docs/quality.md), and what they saved. */
+    hitsLearned: integer("hits_learned").notNull().default(0),
+    savedLearnedUsd: numeric("saved_learned_usd", { precision: 18, scale: 8 }).notNull().default("0"),
     /** LLM calls (llm_calls rows), whatever their outcome. */
     calls: integer("calls").notNull().default(0),
     /** Calls whose outcome was not ok / partial. */

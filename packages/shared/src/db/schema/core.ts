@@ -129,7 +129,7 @@ export const results = pgTable(
     llmCallId: bigint("llm_call_id", { mode: "number" }),
     provider: text("provider"),
     model: text("model"),
-    /** exact | semantic | coalesced | null (answered by an LLM call) */
+    /** exact | semantic | coalesced | learned | null (answered by an LLM call) */
     cache: text("cache"),
     /** For cache hits: where the answer came from (item id, similarity score). */
     cacheSource: jsonb("cache_source"),

@@ -3,3 +3,4 @@ export * from "./cache.js";
 export * from "./batch.js";
 export * from "./idempotency.js";
 export * from "./console.js";
+export * from "./quality.js";

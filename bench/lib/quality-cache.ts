@@ -1,0 +1,136 @@
+/**
+ * The cache side of bench/quality.ts: a stream replayed through the learned cache (the real
+ * LearnedCache class) and, for comparison, through the exact cache + the real SemanticCache at
+ * its default threshold. Both learn from the LLM's answers (what Sieve would store); their errors
+ * are counted against gold.
+ */
+import { normaliseText } from "@sieve/shared/batchKey";
+import { LearnedCache } from "../../packages/cache/src/learned/cache.js";
+import type { ClassifierKind } from "../../packages/cache/src/learned/classifier.js";
+import { SemanticCache, type SemanticScope } from "../../packages/cache/src/semantic/cache.js";
+import { PgVectorStore } from "../../packages/cache/src/vector/pgvector.js";
+import type { CacheScope } from "../../packages/cache/src/vector/types.js";
+import { PrecomputedEmbedder } from "./cache-stream.js";
+import { rng } from "./pipeline-util.js";
+
+export interface ReplayItem {
+  text: string;
+  gold: string;
+  /** What the LLM answered for it (undefined: no valid answer). */
+  llm: string | undefined;
+  vector: Float32Array;
+}
+
+export interface ShareAndError {
+  answeredShare: number;
+  errorRate: number | null;
+}
+
+export interface LearnedReplay extends ShareAndError {
+  answeredShareSecondHalf: number;
+  errorRateSecondHalf: number | null;
+  firstHalf: ShareAndError;
+  /** Where the cache first answered (item index), -1 never. */
+  firstAnswerAt: number;
+  finalThreshold: number | null;
+  audits: number;
+  auditDisagreements: number;
+  /** Seconds spent in the model (lookups + learning), for the cost of the method itself. */
+  modelSeconds: number;
+}
+
+const SCOPE: CacheScope = {
+  tenantId: "bench",
+  namespace: "default",
+  task: "classify",
+  promptVersion: "classify-v1",
+  schemaVersion: "s1",
+  provider: "openai",
+  model: "gpt-4.1-mini",
+  paramsHash: "labels",
+  embedderId: "use-lite-512",
+};
+
+function shareAndError(answered: number, wrong: number, total: number): ShareAndError {
+  return { answeredShare: total ? answered / total : 0, errorRate: answered ? wrong / answered : null };
+}
+
+export function replayLearned(
+  stream: readonly ReplayItem[],
+  opts: { kind: ClassifierKind; maxError: number; minExamples: number; auditRate: number; seed: number },
+): LearnedReplay {
+  const cache = new LearnedCache({ maxError: opts.maxError, minExamples: opts.minExamples, auditRate: opts.auditRate, dimensions: 512, kind: opts.kind });
+  const audit = rng(opts.seed);
+  const half = Math.floor(stream.length / 2);
+  const counts = [
+    { answered: 0, wrong: 0, total: 0 },
+    { answered: 0, wrong: 0, total: 0 },
+  ];
+  let firstAnswerAt = -1;
+  const t0 = performance.now();
+  stream.forEach((it, i) => {
+    const c = counts[i < half ? 0 : 1]!;
+    c.total++;
+    const a = cache.lookup(SCOPE, it.vector);
+    if (a) {
+      if (firstAnswerAt < 0) firstAnswerAt = i;
+      c.answered++;
+      if (a.label !== it.gold) c.wrong++;
+      if (it.llm !== undefined && audit() < opts.auditRate) cache.audit(SCOPE, it.vector, a, it.llm);
+      return;
+    }
+    if (it.llm !== undefined) cache.learn(SCOPE, it.vector, it.llm);
+  });
+  const modelSeconds = (performance.now() - t0) / 1000;
+  const st = cache.stats(SCOPE);
+  const all = shareAndError(counts[0]!.answered + counts[1]!.answered, counts[0]!.wrong + counts[1]!.wrong, stream.length);
+  const second = shareAndError(counts[1]!.answered, counts[1]!.wrong, counts[1]!.total);
+  return {
+    ...all,
+    answeredShareSecondHalf: second.answeredShare,
+    errorRateSecondHalf: second.errorRate,
+    firstHalf: shareAndError(counts[0]!.answered, counts[0]!.wrong, counts[0]!.total),
+    firstAnswerAt,
+    finalThreshold: st?.threshold ?? null,
+    audits: st?.audited ?? 0,
+    auditDisagreements: st?.auditDisagreements ?? 0,
+    modelSeconds,
+  };
+}
+
+/** Exact cache + SemanticCache (pgvector in PGlite, guards on) at `threshold`, filled with the LLM's answers. */
+export async function replaySemantic(stream: readonly ReplayItem[], threshold: number): Promise<ShareAndError & { exactHits: number; semanticHits: number }> {
+  const table = new Map<string, Float32Array>();
+  for (const it of stream) table.set(normaliseText(it.text), it.vector);
+  const store = new PgVectorStore({ dimensions: 512 });
+  const cache = new SemanticCache({ embedder: new PrecomputedEmbedder(table), store });
+  await cache.init();
+  const scope: SemanticScope = { ...SCOPE };
+  try {
+    const exact = new Map<string, string>();
+    let exactHits = 0;
+    let semanticHits = 0;
+    let wrong = 0;
+    for (const [i, it] of stream.entries()) {
+      const key = normaliseText(it.text);
+      const e = exact.get(key);
+      if (e !== undefined) {
+        exactHits++;
+        if (e !== it.gold) wrong++;
+        continue;
+      }
+      const [r] = await cache.lookup([it.text], scope, { threshold });
+      if (r) {
+        semanticHits++;
+        if ((r.hit.output as { label: string }).label !== it.gold) wrong++;
+        continue;
+      }
+      if (it.llm === undefined) continue;
+      exact.set(key, it.llm);
+      await cache.store([{ scope, text: it.text, output: { label: it.llm }, sourceItemId: i }]);
+    }
+    return { ...shareAndError(exactHits + semanticHits, wrong, stream.length), exactHits, semanticHits };
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Answer-quality benchmark (docs/quality.md):
+ *   npm run bench:quality [-- --ag-news 2000 --banking 3080 --workers 2 --fresh-embeddings]
+ *
+ * The provider SIMULATOR in reference mode answers with the datasets' gold labels plus noise
+ * (tools/simulator/src/reference.ts: accuracy falls with items per call and position). Streams in
+ * a fixed shuffled order: AG News (4 topics) and BANKING77 (77 intents).
+ * (a) Accuracy against gold of: one call per item; packed calls (maxItems 25, the classify
+ *     default); packed calls with the live re-check and the automatic maxItems controller.
+ * (b) The learned cache fed with the LLM's (packed + controller) answers: share answered without
+ *     an LLM call and error against gold, whole stream and second half; next to the exact +
+ *     semantic cache at its default threshold (0.97) fed with the same answers.
+ * Writes bench/results/quality-latest.json (the keys docs/quality.md lists) and
+ * quality-details-latest.json (everything else: both classifiers, noise-free labels, traces).
+ */
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { normaliseText } from "@sieve/shared/batchKey";
+import type { TaskParams } from "@sieve/shared";
+import { DEFAULT_REFERENCE_NOISE } from "../tools/simulator/src/reference.js";
+import { loadAgNewsStream, loadBankingStream, type StreamItem } from "./lib/cache-datasets.js";
+import { embedWithPool } from "./lib/cache-embed-pool.js";
+import { controlledCalls, packedCalls, singleCalls, startReferenceLlm } from "./lib/quality-llm.js";
+import { replayLearned, replaySemantic, type ReplayItem } from "./lib/quality-cache.js";
+import { machineInfo, round } from "./lib/pipeline-util.js";
+
+const { values: args } = parseArgs({
+  options: {
+    "ag-news": { type: "string", default: "2000" },
+    banking: { type: "string", default: "3080" },
+    workers: { type: "string", default: String(Math.max(1, Math.min(2, os.cpus().length))) },
+    "fresh-embeddings": { type: "boolean", default: false },
+  },
+});
+const log = (m: string) => console.log(`[bench:quality] ${m}`);
+const started = performance.now();
+
+const MAX_ITEMS = 25;
+const SEMANTIC_THRESHOLD = 0.97;
+const LEARNED = { maxError: 0.01, minExamples: 300, auditRate: 0.05 };
+const RECHECK = { rate: 0.1, floor: 0.9, recover: 0.97, minSamples: 40, cooldownMs: 60_000, secondsPerCall: 1 };
+const noise = { ...DEFAULT_REFERENCE_NOISE, seed: 11 };
+
+// ------------------------------------------------------------------ data + embeddings
+const datasets: Array<{ name: string; stream: StreamItem[] }> = [
+  { name: "ag_news", stream: loadAgNewsStream({ limit: Number(args["ag-news"]), exactShare: 0, paraphraseShare: 0 }) },
+  { name: "banking77", stream: loadBankingStream(Number(args.banking)) },
+];
+
+async function embeddings(name: string, texts: string[]): Promise<{ vectors: Float32Array[]; seconds: number; fromDisk: boolean }> {
+  const dir = path.resolve(import.meta.dirname, "../.sieve/bench-cache");
+  const file = path.join(dir, `quality-use-lite-512-${name}-${createHash("sha256").update(texts.join("\u0000")).digest("hex").slice(0, 16)}`);
+  if (!args["fresh-embeddings"] && existsSync(`${file}.f32`)) {
+    const buf = readFileSync(`${file}.f32`);
+    const all = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+    const meta = JSON.parse(readFileSync(`${file}.json`, "utf8")) as { seconds: number };
+    return { vectors: texts.map((_, i) => all.subarray(i * 512, (i + 1) * 512)), seconds: meta.seconds, fromDisk: true };
+  }
+  const res = await embedWithPool(texts, { workers: Number(args.workers) });
+  mkdirSync(dir, { recursive: true });
+  const all = new Float32Array(texts.length * 512);
+  res.vectors.forEach((v, i) => all.set(v, i * 512));
+  writeFileSync(`${file}.f32`, Buffer.from(all.buffer));
+  writeFileSync(`${file}.json`, JSON.stringify({ seconds: res.seconds }));
+  return { vectors: res.vectors, seconds: res.seconds, fromDisk: false };
+}
+
+// ------------------------------------------------------------------ run
+const results: unknown[] = [];
+const details: unknown[] = [];
+for (const ds of datasets) {
+  const texts = ds.stream.map((s) => s.text);
+  const gold = ds.stream.map((s) => s.label);
+  const labels = [...new Set(gold)].sort();
+  const params: TaskParams = { task: "classify", labels };
+  log(`${ds.name}: ${texts.length} items, ${labels.length} labels`);
+
+  const unique = [...new Set(texts.map(normaliseText))];
+  const emb = await embeddings(ds.name, unique);
+  const avgChars = Math.round(unique.reduce((a, t) => a + t.length, 0) / unique.length);
+  log(`  embeddings: ${unique.length} texts (avg ${avgChars} chars) ${emb.fromDisk ? "read from disk; measured when computed:" : "computed:"} ${emb.seconds.toFixed(0)} s on ${args.workers} thread(s), ${(unique.length / emb.seconds).toFixed(0)} texts/s`);
+  const vecOf = new Map(unique.map((t, i) => [t, emb.vectors[i]!]));
+
+  const llm = await startReferenceLlm(ds.stream.map((s) => ({ text: s.text, label: s.label })), noise);
+  let single, packed, controlled;
+  try {
+    single = await singleCalls(llm, params, texts, gold);
+    log(`  (a) one call per item: accuracy ${(single.accuracy * 100).toFixed(1)}% (${single.calls} calls)`);
+    packed = await packedCalls(llm, params, texts, gold, MAX_ITEMS);
+    log(`  (a) packed, maxItems ${MAX_ITEMS}: accuracy ${(packed.accuracy * 100).toFixed(1)}% (${packed.calls} calls)`);
+    controlled = await controlledCalls(llm, params, texts, gold, { ceiling: MAX_ITEMS, minItems: 1, ...RECHECK, seed: 5 });
+    log(`  (a) packed + re-check + auto maxItems: accuracy ${(controlled.accuracy * 100).toFixed(1)}% (${controlled.calls} calls incl. ${controlled.rechecks} re-checks; agreement ${((controlled.agreement ?? 0) * 100).toFixed(1)}%; maxItems ${controlled.trace.map(([i, m]) => `${m}@${i}`).join(" -> ")})`);
+  } finally {
+    await llm.close();
+  }
+
+  // (b) caches learn from what the LLM answered in the live configuration (packed + controller).
+  const replay = (llmLabels: Array<string | undefined>): ReplayItem[] =>
+    ds.stream.map((s, i) => ({ text: s.text, gold: s.label, llm: llmLabels[i], vector: vecOf.get(normaliseText(s.text))! }));
+  const noisy = replay(controlled.labels);
+  const clean = replay(gold);
+  const variants: Record<string, ReturnType<typeof replayLearned>> = {};
+  for (const kind of ["knn", "centroid"] as const) {
+    for (const [labelsName, items] of [["llm-labels", noisy], ["gold-labels", clean]] as const) {
+      for (const maxError of [0.01, 0.05]) variants[`${kind}-${labelsName}-bound-${maxError * 100}pct`] = replayLearned(items, { kind, ...LEARNED, maxError, seed: 21 });
+    }
+  }
+  for (const [k, v] of Object.entries(variants)) {
+    log(`  (b) learned ${k}: answered ${(v.answeredShare * 100).toFixed(1)}% (2nd half ${(v.answeredShareSecondHalf * 100).toFixed(1)}%), error vs gold ${v.errorRate === null ? "-" : (v.errorRate * 100).toFixed(2) + "%"} (2nd half ${v.errorRateSecondHalf === null ? "-" : (v.errorRateSecondHalf * 100).toFixed(2) + "%"}), threshold ${v.finalThreshold?.toFixed(3) ?? "none"}, model ${v.modelSeconds.toFixed(1)} s`);
+  }
+  const semantic = await replaySemantic(noisy, SEMANTIC_THRESHOLD);
+  log(`  (b) exact + semantic at ${SEMANTIC_THRESHOLD}: answered ${(semantic.answeredShare * 100).toFixed(1)}% (${semantic.exactHits} exact, ${semantic.semanticHits} semantic), error vs gold ${semantic.errorRate === null ? "-" : (semantic.errorRate * 100).toFixed(2) + "%"}`);
+
+  const primary = variants["knn-llm-labels-bound-1pct"]!;
+  const r4 = (x: number | null) => (x === null ? null : round(x, 4));
+  results.push({
+    name: ds.name,
+    items: texts.length,
+    packed: { accuracy: r4(packed.accuracy) },
+    single: { accuracy: r4(single.accuracy) },
+    learned: {
+      answeredShare: r4(primary.answeredShare),
+      errorRate: r4(primary.errorRate),
+      answeredShareSecondHalf: r4(primary.answeredShareSecondHalf),
+      errorRateSecondHalf: r4(primary.errorRateSecondHalf),
+    },
+    semantic: { answeredShare: r4(semantic.answeredShare), errorRate: r4(semantic.errorRate) },
+  });
+  details.push({
+    name: ds.name,
+    items: texts.length,
+    labels: labels.length,
+    embeddings: { texts: unique.length, avgChars, seconds: round(emb.seconds, 1), threads: Number(args.workers), textsPerSecond: round(unique.length / emb.seconds, 1), fromDisk: emb.fromDisk },
+    single: { accuracy: r4(single.accuracy), calls: single.calls },
+    packed: { accuracy: r4(packed.accuracy), calls: packed.calls, maxItems: MAX_ITEMS },
+    packedWithRecheck: { accuracy: r4(controlled.accuracy), calls: controlled.calls, rechecks: controlled.rechecks, agreement: r4(controlled.agreement), maxItemsTrace: controlled.trace, finalMaxItems: controlled.finalMaxItems },
+    learned: Object.fromEntries(Object.entries(variants).map(([k, v]) => [k, { ...v, modelSeconds: round(v.modelSeconds, 2) }])),
+    semantic: { threshold: SEMANTIC_THRESHOLD, ...semantic },
+  });
+}
+
+const out = { datasets: results };
+const resultsDir = path.resolve(import.meta.dirname, "results");
+mkdirSync(resultsDir, { recursive: true });
+writeFileSync(path.join(resultsDir, "quality-latest.json"), JSON.stringify(out, null, 2) + "\n");
+writeFileSync(
+  path.join(resultsDir, "quality-details-latest.json"),
+  JSON.stringify({ date: new Date().toISOString(), seconds: round((performance.now() - started) / 1000, 0), machine: machineInfo(), config: { noise, maxItems: MAX_ITEMS, recheck: RECHECK, learned: LEARNED, semanticThreshold: SEMANTIC_THRESHOLD }, datasets: details }, null, 2) + "\n",
+);
+console.log(JSON.stringify(out, null, 2));
+log(`done in ${((performance.now() - started) / 1000).toFixed(0)} s; wrote bench/results/quality-latest.json and quality-details-latest.json`);

@@ -1,0 +1,150 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import type { CacheScope } from "../vector/types.js";
+import { LearnedCache } from "./cache.js";
+import { binomialCdf, clopperPearsonUpper, ThresholdCalibrator } from "./calibration.js";
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function gauss(r: () => number): number {
+  return Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
+}
+
+function unit(v: number[]): number[] {
+  const n = Math.hypot(...v);
+  return v.map((x) => x / n);
+}
+
+const DIMS = 24;
+
+/**
+ * A labelled stream: `classes` cluster centres, points = centre + gaussian noise (unit-scaled).
+ * Clusters overlap at this noise, so a local model is wrong on part of the stream: the threshold
+ * has real work to do.
+ */
+function stream(seed: number, n: number, classes = 8, noise = 0.34): Array<{ v: number[]; label: string }> {
+  const r = mulberry32(seed);
+  const centres = Array.from({ length: classes }, () => unit(Array.from({ length: DIMS }, () => gauss(r))));
+  const cr = mulberry32(seed + 1);
+  return Array.from({ length: n }, () => {
+    const c = Math.floor(cr() * classes);
+    return { v: unit(centres[c]!.map((x) => x + noise * gauss(cr))), label: `L${c}` };
+  });
+}
+
+const scope = (over: Partial<CacheScope> = {}): CacheScope => ({
+  tenantId: "acme",
+  namespace: "default",
+  task: "classify",
+  promptVersion: "p1",
+  schemaVersion: "s1",
+  provider: "openai",
+  model: "gpt-4.1-mini",
+  paramsHash: "labels-a",
+  embedderId: "test-24",
+  ...over,
+});
+
+describe("learned cache", () => {
+  test("never answers before its warm-up, however clear the item", () => {
+    const cache = new LearnedCache({ maxError: 0.05, minExamples: 400, auditRate: 0.05, dimensions: DIMS });
+    const data = stream(1, 1200, 4, 0.05); // well separated: certified quickly once allowed
+    let firstAnswerAt = -1;
+    data.forEach((x, i) => {
+      const a = cache.lookup(scope(), x.v);
+      if (a && firstAnswerAt < 0) firstAnswerAt = i;
+      if (!a) cache.learn(scope(), x.v, x.label);
+    });
+    assert.ok(firstAnswerAt >= 400, `answered at item ${firstAnswerAt}, before 400 examples`);
+    assert.ok(firstAnswerAt > 0 && firstAnswerAt < 700, `answered first at ${firstAnswerAt}`);
+  });
+
+  test("never answers across tenants or label sets", () => {
+    const cache = new LearnedCache({ maxError: 0.05, minExamples: 100, auditRate: 0.05, dimensions: DIMS });
+    const data = stream(2, 1500, 4, 0.05);
+    for (const x of data) cache.learn(scope(), x.v, x.label);
+    const probe = data.slice(0, 200);
+    assert.ok(probe.filter((x) => cache.lookup(scope(), x.v)).length > 150, "the trained scope answers");
+    for (const other of [scope({ tenantId: "globex" }), scope({ paramsHash: "labels-b" }), scope({ namespace: "n2" }), scope({ embedderId: "other-24" }), scope({ model: "gpt-4.1" })]) {
+      assert.equal(probe.filter((x) => cache.lookup(other, x.v)).length, 0, JSON.stringify(other));
+    }
+    // Another tenant with its own (different) labels for the same vectors gets its own answers only.
+    const b = scope({ tenantId: "globex" });
+    for (const x of data) cache.learn(b, x.v, `other-${x.label}`);
+    const answers = probe.map((x) => cache.lookup(b, x.v)).filter((a) => a !== undefined);
+    assert.ok(answers.length > 150);
+    for (const a of answers) assert.match(a.label, /^other-L\d$/);
+  });
+
+  test("keeps its measured error under the bound on a held-back split", () => {
+    for (const [seed, maxError] of [
+      [3, 0.02],
+      [4, 0.05],
+    ] as const) {
+      const cache = new LearnedCache({ maxError, minExamples: 300, auditRate: 0.1, dimensions: DIMS });
+      const all = stream(seed, 9000);
+      const train = all.slice(0, 6000);
+      const held = all.slice(6000);
+      const audit = mulberry32(seed + 7);
+      for (const x of train) {
+        const a = cache.lookup(scope(), x.v);
+        if (!a) cache.learn(scope(), x.v, x.label);
+        else if (audit() < 0.1) cache.audit(scope(), x.v, a, x.label);
+      }
+      // The raw model is far worse than the bound: the threshold is what keeps the error down.
+      let rawWrong = 0;
+      let answered = 0;
+      let wrong = 0;
+      for (const x of held) {
+        const a = cache.lookup(scope(), x.v);
+        if (!a) continue;
+        answered++;
+        if (a.label !== x.label) wrong++;
+      }
+      const st = cache.stats(scope())!;
+      assert.ok(st.threshold !== undefined);
+      const probe = new LearnedCache({ maxError: 0.5, minExamples: 1, auditRate: 0, dimensions: DIMS, kind: "knn" });
+      for (const x of train) probe.learn(scope(), x.v, x.label);
+      for (const x of held.slice(0, 1000)) {
+        const p = probe.lookup(scope(), x.v);
+        if (!p || p.label !== x.label) rawWrong++;
+      }
+      assert.ok(rawWrong / 1000 > 2 * maxError, `raw error ${rawWrong / 1000} should exceed the bound by far`);
+      assert.ok(answered / held.length > 0.1, `answered ${answered}/${held.length}`);
+      assert.ok(wrong / answered <= maxError, `error ${wrong}/${answered} over the bound ${maxError}`);
+    }
+  });
+});
+
+describe("threshold calibration", () => {
+  test("binomial tail and Clopper-Pearson match known values", () => {
+    assert.ok(Math.abs(binomialCdf(0, 299, 0.01) - Math.pow(0.99, 299)) < 1e-12);
+    // Zero failures in n: upper bound 1 - delta^(1/n) ("rule of three" ~ 3/n at delta 0.05).
+    assert.ok(Math.abs(clopperPearsonUpper(0, 300, 0.05) - (1 - Math.pow(0.05, 1 / 300))) < 1e-6);
+    assert.ok(Math.abs(binomialCdf(3, 10, 0.5) - 176 / 1024) < 1e-12);
+  });
+
+  test("no threshold without enough evidence; the threshold excludes the error-prone region", () => {
+    const c = new ThresholdCalibrator({ maxError: 0.01, recomputeEvery: 1 });
+    assert.equal(c.minPoints, 299);
+    for (let i = 0; i < 298; i++) c.add(0.99, true);
+    assert.equal(c.threshold(), undefined, "298 correct points cannot certify 1%");
+    c.add(0.99, true);
+    assert.equal(c.threshold(), 0.99);
+    // Below 0.9 every other answer is wrong: the threshold must stay above that region.
+    for (let i = 0; i < 2000; i++) c.add(0.9 + (i % 90) / 1000, true);
+    for (let i = 0; i < 400; i++) c.add(0.5 + (i % 40) / 100, i % 2 === 0);
+    const t = c.threshold()!;
+    assert.ok(t >= 0.85 && t <= 0.95, `threshold ${t}`);
+    assert.ok(c.errorAbove(t).errorRate <= 0.01);
+  });
+});
