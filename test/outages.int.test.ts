@@ -34,8 +34,20 @@ describe("outages of Redis and Postgres", { skip }, () => {
   let api: ApiHandle;
   let envVars: Record<string, string>;
   const workers: Child[] = [];
+  // What the API process (this one) prints outside its logger: BullMQ and ioredis use the console
+  // for errors nobody listens to.
+  const consoleLines: string[] = [];
+  const original = { error: console.error, warn: console.warn };
 
   before(async () => {
+    console.error = (...args: unknown[]) => {
+      consoleLines.push(args.map(String).join(" "));
+      original.error(...args);
+    };
+    console.warn = (...args: unknown[]) => {
+      consoleLines.push(args.map(String).join(" "));
+      original.warn(...args);
+    };
     pgs = await OwnPostgres.create();
     redis = await OwnRedis.start();
     sim = await startSimulator({ port: 0, faults: { latencyMs: 400 } });
@@ -65,6 +77,8 @@ describe("outages of Redis and Postgres", { skip }, () => {
   });
 
   after(async () => {
+    console.error = original.error;
+    console.warn = original.warn;
     // TEST_DUMP_LOGS=1 prints what the worker processes logged (to review the outage lines).
     if (process.env.TEST_DUMP_LOGS) for (const [i, w] of workers.entries()) for (const l of w.lines) console.error(`worker${i} ${l}`);
     for (const w of workers) w.proc.kill("SIGKILL");
@@ -124,6 +138,7 @@ describe("outages of Redis and Postgres", { skip }, () => {
   }
 
   function assertWorkersAliveAndJsonOnly() {
+    assert.deepEqual(consoleLines.filter((l) => /ECONNREFUSED|ECONNRESET|Connection is closed|ioredis/.test(l)).slice(0, 5), [], "the API printed no raw connection errors");
     for (const w of workers) {
       assert.equal(w.proc.exitCode, null, `a worker process exited: ${w.lines.slice(-5).join("\n")}`);
       assert.equal(w.proc.signalCode, null);

@@ -34,7 +34,10 @@ export class JobWaiter {
    * every event for the job, and every `pollMs`.
    */
   async wait(jobId: string, timeoutMs: number, isDone: () => Promise<boolean>, pollMs = 2_000): Promise<boolean> {
-    await this.ready;
+    // While Redis is away the subscription may not be in place: the poll below still sees the job finish.
+    let readyTimer: NodeJS.Timeout | undefined;
+    await Promise.race([this.ready, new Promise((r) => (readyTimer = setTimeout(r, Math.min(timeoutMs, pollMs))))]);
+    clearTimeout(readyTimer);
     let wake: () => void = () => {};
     const set = this.waiting.get(jobId) ?? new Set();
     this.waiting.set(jobId, set);

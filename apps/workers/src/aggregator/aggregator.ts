@@ -298,7 +298,10 @@ export class Aggregator {
       bin.timer = undefined;
     }
     if (bin.items.length === 0) this.bins.delete(bin.key);
-    const p = this.runCall(bin.parcel, take).finally(() => this.calls.delete(p));
+    // runCall handles its own failures; this catch only keeps a bug from becoming an unhandled rejection.
+    const p = this.runCall(bin.parcel, take)
+      .catch((e: unknown) => this.opts.log.error({ err: safeErrorMessage(e) }, "call bookkeeping failed; the parcels' locks lapse and BullMQ hands them back"))
+      .finally(() => this.calls.delete(p));
     this.calls.add(p);
     if (bin.items.length > 0 && !this.stopping) this.maybeFlush(bin);
   }
