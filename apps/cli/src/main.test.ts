@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CliError, headerFromFlags, main } from "./main.js";
+import { CliError, errorOf, headerFromFlags, main } from "./main.js";
 import { Progress, formatBytes } from "./progress.js";
 
 test("header from flags: classify and translate, options passed through", () => {
@@ -21,4 +21,11 @@ test("usage errors exit with 2 and say what is missing", async () => {
   const err = Object.assign(process.stderr, {});
   await assert.rejects(main(["status"], { out: process.stdout, err, env: { SIEVE_API_KEY: "k" } }), (e: CliError) => e.exitCode === 2 && /job id is required/.test(e.message));
   await assert.rejects(main(["status", "job_x"], { out: process.stdout, err, env: {} }), (e: CliError) => e.exitCode === 2 && /SIEVE_API_KEY/.test(e.message));
+});
+
+test("every error answer is shown with the server's code and message (or its raw body)", () => {
+  const json = errorOf(400, JSON.stringify({ error: { code: "invalid_request", message: "lane: not enabled", details: [{ field: "lane" }] } }));
+  assert.match(json.message, /^HTTP 400: invalid_request: lane: not enabled\n/);
+  assert.equal(errorOf(502, "<html>Bad gateway</html>").message, "HTTP 502: <html>Bad gateway</html>");
+  assert.equal(errorOf(503, "").message, "HTTP 503: (empty body)");
 });

@@ -14,7 +14,7 @@
  *   message; other 4xx (bad request, content filter) are split, since one item may cause them.
  */
 import type { Logger } from "@sieve/shared";
-import { ProviderError, coerceError, costUsd, countChatTokens, metrics, renderPrompt, validateResults, type PriceTable, type TaskParams, type ProviderName, type NewResult } from "@sieve/shared";
+import { ProviderError, coerceError, costUsd, countChatTokens, countTokens, metrics, renderPrompt, validateResults, type PriceTable, type TaskParams, type ProviderName, type NewResult } from "@sieve/shared";
 import type { Db } from "@sieve/shared";
 import { openLlmCall, recordOutcome, type FinishedJob } from "@sieve/shared/db/ops/results";
 import type { LlmProvider } from "../providers/types.js";
@@ -25,6 +25,8 @@ export interface BatchItem {
   jobId: string;
   tenantId: string;
   text: string;
+  /** Tokens of the text (countTokens), when the caller has counted them already. */
+  tokens?: number;
 }
 
 export interface ExecuteContext {
@@ -97,6 +99,28 @@ function observeCall(c: CallRow): void {
   if (c.latencyMs) metrics.callLatency.observe({ provider: c.provider }, c.latencyMs / 1000);
 }
 
+/** Tokens of a batch key's system prompt (the same for every call of the key), most recent keys. */
+const systemTokens = new Map<string, number>();
+
+/**
+ * Prompt tokens of a call before it is sent: the system prompt (counted once per batch key), the
+ * items' counted texts and their JSON line wrappers, the chat framing. An estimate for the ledger.
+ */
+function estimatePromptTokens(ctx: ExecuteContext, batch: BatchItem[]): number {
+  let system = systemTokens.get(ctx.batchKey);
+  if (system === undefined) {
+    system = countChatTokens([{ role: "system", content: renderPrompt(ctx.params, []).system }]);
+    if (systemTokens.size >= 1_000) systemTokens.delete(systemTokens.keys().next().value!);
+    systemTokens.set(ctx.batchKey, system);
+  }
+  let items = 12; // the user message's heading line and framing
+  for (const it of batch) items += (it.tokens ?? countTokens(it.text)) + ITEM_LINE_TOKENS;
+  return system + items;
+}
+
+/** Tokens of one item's JSON line around its text ({"id":"i12","text":"..."}). */
+const ITEM_LINE_TOKENS = 10;
+
 export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Promise<ExecuteResult> {
   const final = new Set<number>();
   const state = { calls: 0, transient: undefined as ExecuteResult["transient"] };
@@ -130,11 +154,7 @@ export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Pro
     };
     state.calls++;
     const promptItems = batch.map((it, i) => ({ id: ids[i]!, text: it.text }));
-    const prompt = renderPrompt(ctx.params, promptItems);
-    const estInputTokens = countChatTokens([
-      { role: "system", content: prompt.system },
-      { role: "user", content: prompt.user },
-    ]);
+    const estInputTokens = estimatePromptTokens(ctx, batch);
     // No request leaves without its ledger row: if this insert fails, nothing is sent.
     const callId = await openLlmCall(ctx.db, {
       ...baseCall,
