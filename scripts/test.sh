@@ -33,7 +33,7 @@ export SIEVE_TEST_RUN="${SIEVE_TEST_RUN:-$(date +%s)$$}"
 # Two cores: two test files at a time. Each file isolates itself (own database, own queue prefix).
 status=0
 node --import tsx --test --test-concurrency="${SIEVE_TEST_CONCURRENCY:-2}" --test-timeout="${SIEVE_TEST_TIMEOUT_MS:-300000}" "${files[@]}" || status=$?
-left=$(node --import tsx test/support/redis-leftovers.ts "sievetest-r$SIEVE_TEST_RUN-*")
+left=$(node --import tsx test/support/redis-leftovers.ts "sievetest-r$SIEVE_TEST_RUN-*") || left="an unknown number of (Redis did not answer the count)"
 if [ "$left" != "0" ]; then
   echo "== FAIL: the suites left $left Redis keys behind (sievetest-r$SIEVE_TEST_RUN-*); each must delete its prefix in its after hook" >&2
   [ "$status" = 0 ] && status=1

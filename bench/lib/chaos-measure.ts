@@ -40,16 +40,13 @@ export interface ScenarioResult {
   notes: string[];
 }
 
-function acceptedJobs(stats: LoadStats): { jobIds: string[]; items: number } {
-  return { jobIds: [...stats.outcomes.values()].flatMap((o) => (o.jobId ? [o.jobId] : [])), items: 0 };
-}
 
 /**
  * Polls until every item of every accepted job has a result, or `timeoutMs` passes. Returns the
  * moment it was so (ms epoch), or undefined.
  */
 export async function waitForDrain(pool: pg.Pool, stats: LoadStats, timeoutMs: number): Promise<number | undefined> {
-  const { jobIds } = acceptedJobs(stats);
+  const jobIds = [...stats.outcomes.values()].flatMap((o) => (o.jobId ? [o.jobId] : []));
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     try {
