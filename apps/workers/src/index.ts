@@ -32,6 +32,7 @@ import { createBatchAnswerWriter } from "./dedup/batchAnswers.js";
 import { ExactCache } from "@sieve/shared/dedup/exact";
 import { createGpuPool, workerLanes } from "./gpu/lane.js";
 import type { GpuPool } from "./gpu/pool.js";
+import { OutagePolicy, fallbackRoutes } from "./router/outageHook.js";
 
 export { Aggregator } from "./aggregator/aggregator.js";
 export { executeBatch } from "./aggregator/execute.js";
@@ -125,6 +126,10 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
     await publish();
     gpuStatsTimer = setInterval(() => void publish(), 1_000);
   }
+  // Outages cost time, not items: breakers, time-bounded retries, moving to the next route.
+  const queues = new Map<ProviderName, Queue>();
+  for (const name of providers.keys()) queues.set(name, new Queue(realtimeQueueName(name), { connection, prefix }));
+  const outage = new OutagePolicy({ env, db, queues, fallbackRoutes: fallbackRoutes(env, [...opts.endpoints.values()]), log });
   for (const [name, configured] of providers) {
     if (!lanes.has(name)) continue;
     const provider = name === "vllm" && gpu ? gpu : configured;
@@ -139,6 +144,7 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       callTimeoutMs: env.SIEVE_CALL_TIMEOUT_MS,
       lockDurationMs: opts.lockDurationMs ?? 30_000,
       log: log.child({ provider: name }),
+      ...outage.forProvider(name),
       onJobsFinished,
       ...(afterResults ? { afterResults } : {}),
     });
@@ -148,8 +154,6 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
 
   // Maintenance: the sweeper runs on a job scheduler, so exactly one run happens per tick
   // however many worker processes there are.
-  const queues = new Map<ProviderName, Queue>();
-  for (const name of providers.keys()) queues.set(name, new Queue(realtimeQueueName(name), { connection, prefix }));
   const maintenance = new Queue(MAINTENANCE_QUEUE, { connection, prefix });
   // A GPU-only process leaves maintenance and the batch lane to the workers processes.
   const sweepEveryMs = env.SIEVE_ROLE === "gpu" ? 0 : (opts.sweepEveryMs ?? 30_000);

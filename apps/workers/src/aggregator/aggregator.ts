@@ -58,6 +58,18 @@ export interface AggregatorOptions {
   onCall?: (info: { provider: ProviderName; model: string; items: number; calls: number }) => void;
   /** Results that were inserted (cache writes, coalesced followers). */
   afterResults?: (landed: LandedResult[]) => Promise<void>;
+  /** Outage policy (router/outageHook.ts): ms to wait before the next call may be sent (a provider's open circuit breaker). */
+  gate?: () => number;
+  /** Outage policy: while gated, true when the waiting items should be handed over (another route can take them). */
+  shedWhenGated?: () => boolean;
+  /** Outage policy: every call's outcome (false: a 5xx or timeout). */
+  onCallResult?: (ok: boolean) => void;
+  /**
+   * Outage policy for a parcel whose items hit a transient failure (not a 429): "handled" (it
+   * was delayed or moved to another provider), "exhausted" (end its items with their error now),
+   * or undefined (attempt-counted retries as before).
+   */
+  onTransient?: (p: { job: Job; token: string; parcel: Parcel; error: ProviderError }) => Promise<"handled" | "exhausted" | undefined>;
 }
 
 interface Held {
@@ -244,8 +256,18 @@ export class Aggregator {
     if (bin.items.length > 0 && !this.stopping) this.maybeFlush(bin);
   }
 
-  private async acquireSlot(): Promise<void> {
-    while (this.inFlight >= this.concurrency() || Date.now() < this.pausedUntil) {
+  /** False: the provider is down and its items can move elsewhere (shed them without a call). */
+  private async acquireSlot(): Promise<boolean> {
+    for (;;) {
+      // An open circuit breaker: wait instead of hammering a provider that is down, or hand the
+      // items to the outage policy when another route can take them.
+      const gated = this.opts.gate?.() ?? 0;
+      if (gated > 0) {
+        if (this.opts.shedWhenGated?.()) return false;
+        await sleep(Math.min(gated, 1_000));
+        continue;
+      }
+      if (!(this.inFlight >= this.concurrency() || Date.now() < this.pausedUntil)) break;
       const wait = this.pausedUntil - Date.now();
       if (wait > 0) await sleep(Math.min(wait, 1_000));
       // An adaptive limit can grow without any call ending: look again soon.
@@ -253,6 +275,7 @@ export class Aggregator {
       else await new Promise<void>((r) => this.waiters.push(r));
     }
     this.inFlight++;
+    return true;
   }
 
   private async waitOrTimeout(ms: number): Promise<void> {
@@ -267,7 +290,13 @@ export class Aggregator {
   }
 
   private async runCall(rep: Parcel, items: PendingItem[]): Promise<void> {
-    await this.acquireSlot();
+    if (!(await this.acquireSlot())) {
+      this.heldItems -= items.length;
+      this.wake();
+      const error = new ProviderError({ provider: this.opts.provider.name, kind: "server", message: "circuit breaker open: the provider keeps failing" });
+      await this.settleItems(items, { itemIds: items.map((i) => i.itemId), error });
+      return;
+    }
     let final = new Set<number>();
     let transient: { itemIds: number[]; error: ProviderError } | undefined;
     try {
@@ -294,6 +323,7 @@ export class Aggregator {
       );
       final = res.final;
       transient = res.transient;
+      this.opts.onCallResult?.(!transient || transient.error.kind === "rate_limited" || transient.error.kind === "client");
       this.opts.onCall?.({ provider: this.opts.provider.name, model: rep.model, items: items.length, calls: res.calls });
     } catch (e) {
       // Database unreachable or a bug: treat like a transient failure; BullMQ retries the parcels.
@@ -310,6 +340,10 @@ export class Aggregator {
       this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ms);
       await this.queue.rateLimit(ms).catch(() => {});
     }
+    await this.settleItems(items, transient);
+  }
+
+  private async settleItems(items: PendingItem[], transient: { itemIds: number[]; error: ProviderError } | undefined): Promise<void> {
     const transientIds = new Set(transient?.itemIds ?? []);
     const touched = new Set<Held>();
     for (const it of items) {
@@ -348,8 +382,10 @@ export class Aggregator {
         await job.moveToDelayed(Date.now() + (err.retryAfterMs ?? 1_000), token);
         return;
       }
+      const verdict = err.kind === "rate_limited" ? undefined : await this.opts.onTransient?.({ job, token, parcel: h.parcel, error: err });
+      if (verdict === "handled") return;
       const attempts = job.opts.attempts ?? 1;
-      if (job.attemptsMade + 1 < attempts) {
+      if (verdict !== "exhausted" && job.attemptsMade + 1 < attempts) {
         await job.moveToFailed(new Error(`${err.provider} ${err.kind}: ${err.message}`), token);
         return;
       }
@@ -363,7 +399,10 @@ export class Aggregator {
           tenantId: h.parcel.tenantId,
           status: "error" as const,
           errorCode: "provider_unavailable",
-          errorMessage: `${err.provider} failed ${attempts} times (${err.kind}${err.status ? ` ${err.status}` : ""}): ${err.message}`.slice(0, 2000),
+          errorMessage: (verdict === "exhausted"
+            ? `${err.provider} kept failing until the retry window ended (${err.kind}${err.status ? ` ${err.status}` : ""}): ${err.message}`
+            : `${err.provider} failed ${attempts} times (${err.kind}${err.status ? ` ${err.status}` : ""}): ${err.message}`
+          ).slice(0, 2000),
           provider: h.parcel.provider,
           model: h.parcel.model,
         }));
