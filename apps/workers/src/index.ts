@@ -33,6 +33,7 @@ import { ExactCache } from "@sieve/shared/dedup/exact";
 import { createGpuPool, workerLanes } from "./gpu/lane.js";
 import type { GpuPool } from "./gpu/pool.js";
 import { OutagePolicy, fallbackRoutes } from "./router/outageHook.js";
+import { packingFor } from "@sieve/shared/config/packing";
 
 export { Aggregator } from "./aggregator/aggregator.js";
 export { executeBatch } from "./aggregator/execute.js";
@@ -139,7 +140,11 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       prefix,
       provider,
       prices,
-      policies: { classify: batchPolicy(env, "classify"), translate: batchPolicy(env, "translate") },
+      // The GPU lane packs per its model's defaults (a 7-8B model holds fewer items per call).
+      policies:
+        provider === gpu
+          ? { classify: packingFor(batchPolicy(env, "classify"), "classify", vllmEndpoint!.defaultModel), translate: packingFor(batchPolicy(env, "translate"), "translate", vllmEndpoint!.defaultModel) }
+          : { classify: batchPolicy(env, "classify"), translate: batchPolicy(env, "translate") },
       concurrency: provider === gpu ? () => gpu.capacity() : env.SIEVE_WORKER_CONCURRENCY,
       callTimeoutMs: env.SIEVE_CALL_TIMEOUT_MS,
       lockDurationMs: opts.lockDurationMs ?? 30_000,
