@@ -7,7 +7,9 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { sql } from "drizzle-orm";
-import { queryRows } from "@sieve/shared";
+import { Queue } from "bullmq";
+import { createLogger, createRedis, publishGpuStats, queryRows, realtimeQueueName, type ProviderName } from "@sieve/shared";
+import { sweepOnce } from "@sieve/workers";
 import { startSimulator, type Simulator } from "@sieve/simulator";
 import { startHarness, waitForJob, LABELS, type Harness } from "./support/harness.js";
 import { agNewsItems } from "./support/datasets.js";
@@ -160,5 +162,41 @@ describe("provider outages cost time, not items", () => {
     const job = await waitForJob(h, "acme", res.body.id, 120_000);
     assert.equal(job.status, "completed");
     assert.deepEqual(Object.values(await integrity(h, res.body.id)), [60, 60, 60, 60]);
+  });
+});
+
+describe("the sweeper and lane-auto jobs whose parcels sit on several queues", () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ workers: false, env: { SIEVE_CACHE_ENABLED: "false" } });
+  });
+  after(async () => h.close());
+
+  test("parcels lost from Redis are re-enqueued per item route (GPU and flex), then answered once each", async () => {
+    const redis = createRedis(h.env.REDIS_URL, "producer");
+    const queues = new Map(["openai", "anthropic", "vllm"].map((p) => [p as ProviderName, new Queue(realtimeQueueName(p as ProviderName), { connection: redis, prefix: h.env.SIEVE_QUEUE_PREFIX })]));
+    try {
+      // What a GPU worker publishes (router/laneStats.ts): 50 items/s, one healthy engine.
+      await publishGpuStats(redis, h.env.SIEVE_QUEUE_PREFIX, "test-gpu-worker", { itemsPerS: 50, healthyEngines: 1, capacity: 8 });
+      const res = await h.call("acme", "POST", "/v1/jobs", { task: "classify", labels: LABELS, lane: "auto", deadline: "PT1H", items: items(200, "s") });
+      assert.equal(res.status, 202, res.text);
+      const before = lanesOf((await h.call("acme", "GET", `/v1/jobs/${res.body.id}`)).body);
+      assert.ok(before.local > 0 && before.flex > 0, JSON.stringify(before));
+      // Lose every parcel (as if Redis had lost them), then sweep.
+      for (const q of queues.values()) await q.obliterate({ force: true });
+      const out = await sweepOnce({ db: h.db.db, env: h.env, queues, log: createLogger({ level: "silent" }), staleAfterMs: 0 });
+      assert.deepEqual(out, { repaired: 1, items: 200 });
+      const repaired = await Promise.all([...queues.entries()].map(async ([p, q]) => [p, (await q.getJob(`${res.body.id}-repair`))?.data?.items.length ?? 0]));
+      assert.deepEqual(Object.fromEntries(repaired), { openai: before.flex, anthropic: 0, vllm: before.local });
+      assert.equal((await queues.get("openai")!.getJob(`${res.body.id}-repair`))!.data.tier, "flex");
+      await h.startWorkers();
+      const job = await waitForJob(h, "acme", res.body.id);
+      assert.equal(job.status, "completed");
+      for (const it of job.items) assert.equal(it.provider, it.lane === "local" ? "vllm" : "openai");
+      assert.deepEqual(Object.values(await integrity(h, res.body.id)), [200, 200, 200, 200]);
+    } finally {
+      await Promise.all([...queues.values()].map((q) => q.close()));
+      await redis.quit();
+    }
   });
 });
