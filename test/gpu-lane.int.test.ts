@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { sql } from "drizzle-orm";
 import OpenAI from "openai";
-import { queryRows, renderPrompt, resultsJsonSchema } from "@sieve/shared";
+import { queryRows, registry, renderPrompt, resultsJsonSchema } from "@sieve/shared";
 import { startSimulator, type Simulator } from "@sieve/simulator";
 import { startHarness, waitForJob, LABELS, type Harness } from "./support/harness.js";
 import { agNewsItems } from "./support/datasets.js";
@@ -109,6 +109,13 @@ describe("GPU lane: adaptive limiters, drain and failover over two simulated vLL
     assert.ok(e0Min < e0AtBurst, `engine 0's limit shrank under the other client's queue (${e0AtBurst} -> ${e0Min})`);
     const r = await integrity(h, jobId);
     assert.deepEqual([r.results, r.distinct, r.ok], [1_500, 1_500, 1_500]);
+    // Each engine's limit, in-flight calls and signals are Prometheus metrics.
+    const text = await registry.metrics();
+    for (const e of engines) {
+      for (const name of ["sieve_gpu_engine_limit", "sieve_gpu_engine_in_flight", "sieve_gpu_engine_requests_waiting", "sieve_gpu_engine_kv_cache_usage", "sieve_gpu_engine_healthy"]) {
+        assert.match(text, new RegExp(`^${name}\\{engine="${e.url.replace(/[.]/g, "\\.")}/vllm/v1"\\} [0-9.]+$`, "m"), name);
+      }
+    }
   });
 
   test("an engine crashes mid-run: it is drained, the other takes its calls, it comes back; nothing lost or doubled", async () => {
