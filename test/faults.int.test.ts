@@ -114,9 +114,10 @@ describe("faults injected by the simulator", () => {
     assert.ok(waited >= 1_900, `the retry went out ${Math.round(waited)} ms after the 429 (Retry-After: 2 s)`);
   });
 
-  test("a provider that keeps failing: items end with an explicit error after the attempts", async () => {
+  test("a provider that keeps failing: items end with an explicit error once their deadline has passed", async () => {
+    // Retries are bounded by the deadline (or SIEVE_RETRY_WINDOW_MS, at least 10 min, without one).
     h.sim.setFaults({ rate5xx: 1 });
-    const res = await h.call("acme", "POST", "/v1/jobs", { task: "classify", labels: LABELS, items: [{ id: "a", text: "x" }, { id: "b", text: "y" }] });
+    const res = await h.call("acme", "POST", "/v1/jobs", { task: "classify", labels: LABELS, deadline: "PT6S", items: [{ id: "a", text: "x" }, { id: "b", text: "y" }] });
     const job = await waitForJob(h, "acme", res.body.id, 120_000);
     h.sim.setFaults({});
     assert.equal(job.status, "failed");

@@ -7,7 +7,11 @@ import {
   HttpError,
   ROUTER_DEFAULTS,
   batchPolicy,
+  costUsd,
+  countTokens,
   defaultRoute,
+  loadPriceTable,
+  renderPrompt,
   planLanes,
   readGpuStats,
   type Lane,
@@ -43,7 +47,30 @@ async function localBacklog(ctx: ApiContext, params: TaskParams): Promise<number
   return parcels * batchPolicy(ctx.env, params.task).maxItems;
 }
 
-export async function routeAuto(ctx: ApiContext, params: TaskParams, n: number, deadlineMs: number): Promise<RoutedSegment[]> {
+/**
+ * Estimated USD per item on each cloud lane from the price table: the item's tokens, its share of
+ * the system prompt, and its answer (a label, or about twice the source for a translation). Flex
+ * models reason first and reasoning tokens are billed as output
+ * (https://platform.openai.com/docs/guides/reasoning): each flex call is charged
+ * REASONING_TOKENS_PER_CALL more output, shared by its items. Undefined when a lane's model has no price.
+ */
+function costPerItem(ctx: ApiContext, params: TaskParams, texts: readonly string[], cloud: Route | undefined): RouterConfig["costPerItem"] {
+  if (!cloud || texts.length === 0) return undefined;
+  const prices = loadPriceTable(ctx.env.SIEVE_PRICES);
+  const avg = texts.reduce((a, t) => a + countTokens(t), 0) / texts.length;
+  const maxItems = batchPolicy(ctx.env, params.task).maxItems;
+  const inputTokens = Math.round(avg + 12 + countTokens(renderPrompt(params, []).system) / maxItems);
+  const outputTokens = params.task === "classify" ? 12 : Math.round(2 * avg + 12);
+  const usage = { inputTokens, outputTokens };
+  const rt = costUsd(prices, cloud.model, usage, "realtime");
+  const batch = costUsd(prices, cloud.model, usage, "batch");
+  const flex = costUsd(prices, ctx.env.SIEVE_FLEX_MODEL, { inputTokens, outputTokens: outputTokens + REASONING_TOKENS_PER_CALL / maxItems }, "flex");
+  if (!rt.priced || !flex.priced) return undefined;
+  return { realtime: rt.usd, flex: flex.usd, batch: batch.usd };
+}
+
+export async function routeAuto(ctx: ApiContext, params: TaskParams, texts: readonly string[], deadlineMs: number): Promise<RoutedSegment[]> {
+  const n = texts.length;
   const env = ctx.env;
   const vllm = ctx.endpoints.get("vllm");
   const stats = vllm ? await readGpuStats(ctx.redis, env.SIEVE_QUEUE_PREFIX).catch(() => undefined) : undefined;
@@ -61,6 +88,8 @@ export async function routeAuto(ctx: ApiContext, params: TaskParams, n: number, 
     flexMinMs: env.SIEVE_ROUTER_FLEX_MIN_MS,
     localFillMs: env.SIEVE_ROUTER_LOCAL_FILL_MS,
   };
+  const prices = costPerItem(ctx, params, texts, cloud);
+  if (prices) cfg.costPerItem = prices;
   const plan = planLanes(n, deadlineMs, cfg);
   if (!plan.ok) {
     throw new HttpError(422, "deadline_unmeetable", `deadline: ${plan.reason}`, [{ field: "deadline", message: "cannot be met by any lane" }]);
@@ -77,6 +106,12 @@ export async function routeAuto(ctx: ApiContext, params: TaskParams, n: number, 
     }
   });
 }
+
+/**
+ * Reasoning tokens one flex call is assumed to spend at `reasoning_effort: "low"`: an estimate
+ * (not measured here; watch the reasoning tokens in usage). @defaultValue 200
+ */
+const REASONING_TOKENS_PER_CALL = 200;
 
 /**
  * Throughput assumed for a healthy engine that has not answered anything yet (a fresh start), items

@@ -118,7 +118,8 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
 
   // The lane router: one segment of consecutive misses per lane (before anything is stored, so
   // an unmeetable deadline is refused with nothing written).
-  const segments = auto ? await routeAuto(ctx, input.params, input.items.length - answers.size, deadlineAt! - now) : undefined;
+  const missTexts = input.items.filter((_, i) => !answers.has(i)).map((it) => it.text);
+  const segments = auto ? (missTexts.length > 0 ? await routeAuto(ctx, input.params, missTexts, deadlineAt! - now) : []) : undefined;
   const lanes = itemLanes(input.items.length, answers, segments, { lane: input.lane, route });
   // The job's own route: the batch segment's when there is one (the batch packer reads it).
   const batchSeg = segments?.find((sg) => sg.lane === "batch");

@@ -43,6 +43,8 @@ import type { GpuPool } from "./gpu/pool.js";
 import { LEARNED_FILL_QUEUE, RECHECK_QUEUE } from "@sieve/shared";
 import { BatchLimits } from "./quality/limits.js";
 import { createRecheckSampler, startRecheckWorker } from "./quality/recheck.js";
+import { OutagePolicy, fallbackRoutes } from "./router/outageHook.js";
+import { packingFor } from "@sieve/shared/config/packing";
 
 export { Aggregator } from "./aggregator/aggregator.js";
 export { executeBatch } from "./aggregator/execute.js";
@@ -160,10 +162,21 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
     await gpu.start();
     // The API process's lane router reads these (packages/shared/src/router/laneStats.ts).
     const processId = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-    const publish = () => publishGpuStats(publisher, prefix, processId, gpu.laneStats()).catch((e) => log.warn({ err: coerceError(e).message }, "could not publish GPU lane stats"));
+    const publish = () => publishGpuStats(publisher, prefix, processId, gpu.laneStats()).catch((e) => {
+        // During a Redis outage the monitor logs once; anything else is worth a line.
+        if (!monitor.report(e, "gpu lane stats")) log.warn({ err: safeErrorMessage(e) }, "could not publish GPU lane stats");
+      });
     await publish();
     gpuStatsTimer = setInterval(() => void publish(), 1_000);
   }
+  // Outages cost time, not items: breakers, time-bounded retries, moving to the next route.
+  const queues = new Map<ProviderName, Queue>();
+  for (const name of providers.keys()) {
+    const q = new Queue(realtimeQueueName(name), { connection, prefix });
+    monitor.watch(q, "provider queue");
+    queues.set(name, q);
+  }
+  const outage = new OutagePolicy({ env, db, queues, fallbackRoutes: fallbackRoutes(env, [...opts.endpoints.values()]), log });
   for (const [name, configured] of providers) {
     if (!lanes.has(name)) continue;
     const provider = name === "vllm" && gpu ? gpu : configured;
@@ -173,11 +186,16 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       prefix,
       provider,
       prices,
-      policies: { classify: batchPolicy(env, "classify"), translate: batchPolicy(env, "translate") },
+      // The GPU lane packs per its model's defaults (a 7-8B model holds fewer items per call).
+      policies:
+        provider === gpu
+          ? { classify: packingFor(batchPolicy(env, "classify"), "classify", vllmEndpoint!.defaultModel), translate: packingFor(batchPolicy(env, "translate"), "translate", vllmEndpoint!.defaultModel) }
+          : { classify: batchPolicy(env, "classify"), translate: batchPolicy(env, "translate") },
       concurrency: provider === gpu ? () => gpu.capacity() : env.SIEVE_WORKER_CONCURRENCY,
       callTimeoutMs: env.SIEVE_CALL_TIMEOUT_MS,
       lockDurationMs: opts.lockDurationMs ?? 30_000,
       log: log.child({ provider: name }),
+      ...outage.forProvider(name),
       onJobsFinished,
       monitor,
       ...(afterResults ? { afterResults } : {}),
@@ -192,12 +210,6 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
 
   // Maintenance: the sweeper runs on a job scheduler, so exactly one run happens per tick
   // however many worker processes there are.
-  const queues = new Map<ProviderName, Queue>();
-  for (const name of providers.keys()) {
-    const q = new Queue(realtimeQueueName(name), { connection, prefix });
-    monitor.watch(q, "sweeper queue");
-    queues.set(name, q);
-  }
   const maintenance = new Queue(MAINTENANCE_QUEUE, { connection, prefix });
   monitor.watch(maintenance, "maintenance queue");
   // A GPU-only process leaves maintenance and the batch lane to the workers processes.

@@ -56,6 +56,8 @@ export const Parcel = z.object({
   tier: z.literal("flex").optional(),
   /** The caller's deadline (ms since epoch), when the request gave one. */
   deadlineAt: z.number().optional(),
+  /** Transient failures so far (time-bounded retries, docs/gpu-lane.md "Outages"). */
+  outage: z.object({ firstFailedAt: z.number(), failures: z.number().int() }).optional(),
 });
 export type Parcel = z.infer<typeof Parcel>;
 

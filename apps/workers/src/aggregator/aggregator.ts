@@ -68,6 +68,18 @@ export interface AggregatorOptions {
   maxItemsFor?: (batchKey: string) => number | undefined;
   /** Valid answers of each multi-item call (re-check sampling, docs/quality.md). */
   onCallAnswered?: (info: { parcel: Parcel; callItems: number; rows: NewResult[]; textOf: (itemId: number) => string | undefined }) => void | Promise<void>;
+  /** Outage policy (router/outageHook.ts): ms to wait before the next call may be sent (a provider's open circuit breaker). */
+  gate?: () => number;
+  /** Outage policy: while gated, true when the waiting items should be handed over (another route can take them). */
+  shedWhenGated?: () => boolean;
+  /** Outage policy: every call's outcome (false: a 5xx or timeout). */
+  onCallResult?: (ok: boolean) => void;
+  /**
+   * Outage policy for a parcel whose items hit a transient failure (not a 429): "handled" (it
+   * was delayed or moved to another provider), "exhausted" (end its items with their error now),
+   * or undefined (attempt-counted retries as before).
+   */
+  onTransient?: (p: { job: Job; token: string; parcel: Parcel; error: ProviderError }) => Promise<"handled" | "exhausted" | undefined>;
 }
 
 interface PendingItem extends BatchItem {
@@ -123,6 +135,7 @@ export class Aggregator {
       ...(opts.maxRateLimitRetries !== undefined ? { maxRateLimitRetries: opts.maxRateLimitRetries } : {}),
       ...(opts.onJobsFinished ? { onJobsFinished: opts.onJobsFinished } : {}),
       ...(opts.afterResults ? { afterResults: opts.afterResults } : {}),
+      ...(opts.onTransient ? { onTransient: opts.onTransient } : {}),
     });
     // An emitter without an 'error' listener prints raw stacks (BullMQ falls back to console.error).
     opts.monitor.watch(this.worker, "aggregator worker");
@@ -306,8 +319,18 @@ export class Aggregator {
     if (bin.items.length > 0 && !this.stopping) this.maybeFlush(bin);
   }
 
-  private async acquireSlot(): Promise<void> {
-    while (this.inFlight >= this.concurrency() || Date.now() < this.pausedUntil) {
+  /** False: the provider is down and its items can move elsewhere (shed them without a call). */
+  private async acquireSlot(): Promise<boolean> {
+    for (;;) {
+      // An open circuit breaker: wait instead of hammering a provider that is down, or hand the
+      // items to the outage policy when another route can take them.
+      const gated = this.opts.gate?.() ?? 0;
+      if (gated > 0) {
+        if (this.opts.shedWhenGated?.()) return false;
+        await sleep(Math.min(gated, 1_000));
+        continue;
+      }
+      if (!(this.inFlight >= this.concurrency() || Date.now() < this.pausedUntil)) break;
       const wait = this.pausedUntil - Date.now();
       if (wait > 0) await sleep(Math.min(wait, 1_000));
       // An adaptive limit can grow without any call ending: look again soon.
@@ -315,6 +338,7 @@ export class Aggregator {
       else await new Promise<void>((r) => this.waiters.push(r));
     }
     this.inFlight++;
+    return true;
   }
 
   private async waitOrTimeout(ms: number): Promise<void> {
@@ -329,7 +353,13 @@ export class Aggregator {
   }
 
   private async runCall(rep: Parcel, items: PendingItem[]): Promise<void> {
-    await this.acquireSlot();
+    if (!(await this.acquireSlot())) {
+      this.heldItems -= items.length;
+      this.wake();
+      const error = new ProviderError({ provider: this.opts.provider.name, kind: "server", message: "circuit breaker open: the provider keeps failing" });
+      await this.settleItems(items, { itemIds: items.map((i) => i.itemId), error });
+      return;
+    }
     let final = new Set<number>();
     let transient: { itemIds: number[]; error: ProviderError } | undefined;
     try {
@@ -359,6 +389,7 @@ export class Aggregator {
       );
       final = res.final;
       transient = res.transient;
+      this.opts.onCallResult?.(!transient || transient.error.kind === "rate_limited" || transient.error.kind === "client");
       this.opts.onCall?.({ provider: this.opts.provider.name, model: rep.model, items: items.length, calls: res.calls });
     } catch (e) {
       const err = coerceError(e);
@@ -382,6 +413,10 @@ export class Aggregator {
       this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ms);
       await this.queue.rateLimit(ms).catch(() => {});
     }
+    await this.settleItems(items, transient);
+  }
+
+  private async settleItems(items: PendingItem[], transient: { itemIds: number[]; error: ProviderError } | undefined): Promise<void> {
     const transientIds = new Set(transient?.itemIds ?? []);
     const touched = new Set<Held>();
     for (const it of items) {

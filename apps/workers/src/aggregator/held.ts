@@ -34,6 +34,8 @@ export interface HeldParcelsDeps {
   maxRateLimitRetries?: number;
   onJobsFinished?: (jobs: FinishedJob[]) => void;
   afterResults?: (landed: LandedResult[]) => Promise<void>;
+  /** Outage policy for a parcel whose items hit a transient failure (not a 429); see AggregatorOptions.onTransient. */
+  onTransient?: (p: { job: Job; token: string; parcel: Parcel; error: ProviderError }) => Promise<"handled" | "exhausted" | undefined>;
 }
 
 export class HeldParcels {
@@ -80,8 +82,10 @@ export class HeldParcels {
         await job.moveToDelayed(Date.now() + (err.retryAfterMs ?? 1_000), token);
         return;
       }
+      const verdict = err.kind === "rate_limited" ? undefined : await this.deps.onTransient?.({ job, token, parcel: h.parcel, error: err });
+      if (verdict === "handled") return;
       const attempts = job.opts.attempts ?? 1;
-      if (job.attemptsMade + 1 < attempts) {
+      if (verdict !== "exhausted" && job.attemptsMade + 1 < attempts) {
         await job.moveToFailed(new Error(`${err.provider} ${err.kind}: ${err.message}`), token);
         return;
       }
@@ -95,7 +99,10 @@ export class HeldParcels {
           tenantId: h.parcel.tenantId,
           status: "error" as const,
           errorCode: "provider_unavailable",
-          errorMessage: `${err.provider} failed ${attempts} times (${err.kind}${err.status ? ` ${err.status}` : ""}): ${err.message}`.slice(0, 2000),
+          errorMessage: (verdict === "exhausted"
+            ? `${err.provider} kept failing until the retry window ended (${err.kind}${err.status ? ` ${err.status}` : ""}): ${err.message}`
+            : `${err.provider} failed ${attempts} times (${err.kind}${err.status ? ` ${err.status}` : ""}): ${err.message}`
+          ).slice(0, 2000),
           provider: h.parcel.provider,
           model: h.parcel.model,
         }));

@@ -130,7 +130,7 @@ export class GpuPool implements LlmProvider {
   }
 
   private async probe(e: Engine): Promise<void> {
-    const timeoutMs = Math.max(200, this.o.pollMs * 2);
+    const timeoutMs = Math.max(1_000, this.o.pollMs * 2);
     if (e.health !== "healthy") {
       if (await e.provider.health({ timeoutMs })) {
         this.o.log.info({ engine: e.label }, "vLLM engine healthy: taking work");
@@ -141,9 +141,10 @@ export class GpuPool implements LlmProvider {
     try {
       const m = await e.provider.metrics({ timeoutMs });
       e.limiter.onGauges({ running: m.requestsRunning, waiting: m.requestsWaiting, kvUsage: m.kvCacheUsage }, Date.now());
-      e.failures = 0;
     } catch (err) {
-      this.fail(e, `metrics: ${coerceError(err).message}`);
+      // A slow or missing /metrics only makes the gauges stale (the limiter stops growing); the
+      // engine is failing only if /health says so too.
+      if (!(await e.provider.health({ timeoutMs }))) this.fail(e, `health check failed after metrics: ${coerceError(err).message}`);
     }
   }
 

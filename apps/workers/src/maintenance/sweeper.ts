@@ -41,7 +41,7 @@ export async function sweepOnce(opts: SweepOptions): Promise<{ repaired: number;
       const repairStates = await Promise.all(queues.map((q) => q.getJobState(`${job.id}-repair`)));
       if (repairStates.some((s) => LIVE_STATES.has(s))) continue;
     }
-    const pending = await pendingItemsOfJob(opts.db, job.id);
+    const pending = await pendingItemsOfJob(opts.db, job.id, { skipBatchLane: job.lane === "auto" });
     if (pending.length === 0) continue;
     const params = TaskParams.parse(job.params);
     // One repair parcel per route with every pending item: the aggregator packs it maxItems at a time.

@@ -107,6 +107,14 @@ export const Env = z
     SIEVE_MAX_ATTEMPTS: Int(6, 1, 100),
     /** First retry delay for transient failures (exponential), in ms. @defaultValue 1000 */
     SIEVE_RETRY_BASE_MS: Int(1000, 1),
+    /**
+     * How long transient provider failures (5xx, timeouts) are retried for an item without a
+     * deadline, in ms, at least 10 minutes; items with a deadline are retried until it. Replaces
+     * the attempt count for realtime parcels (docs/gpu-lane.md, "Outages"). @defaultValue 1800000 (30 min)
+     */
+    SIEVE_RETRY_WINDOW_MS: Int(1_800_000, 600_000),
+    /** Routes ("provider:model", comma list, in order) a down provider's items move to. Default: every configured cloud provider's default model. */
+    SIEVE_FALLBACK_ROUTES: OptStr,
     /** Let items of different tenants share one prompt (off: the tenant is part of every batch key). */
     SIEVE_MIX_TENANTS: BoolEnv.default(false),
     /** JSON price table overrides: {"model": {"input": usdPerMTok, "output": ..., "cachedInput": ..., "cacheWrite": ...}} */

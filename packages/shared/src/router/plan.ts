@@ -5,14 +5,13 @@
  * 1. caches (free; decided before routing, at dedup),
  * 2. the local GPU lane, when its engines can finish the item in time at their current
  *    throughput behind their current backlog,
- * 3. the provider Batch API when the deadline is at least a day (its completion window is 24 h:
- *    https://platform.openai.com/docs/guides/batch, 50% price),
- * 4. OpenAI flex processing for deadlines of at least `flexMinMs` (batch price, slower, may be
- *    refused with a 429; https://platform.openai.com/docs/guides/flex-processing),
- * 5. realtime (list price).
+ * 3. the cheapest cloud lane that meets the deadline (`costPerItem`, from the price table), among:
+ *    the provider Batch API when the deadline is at least a day (its completion window is 24 h:
+ *    https://platform.openai.com/docs/guides/batch, 50% price); OpenAI flex processing for
+ *    deadlines of at least `flexMinMs` (batch price, slower, may be refused with a 429;
+ *    https://platform.openai.com/docs/guides/flex-processing); realtime (list price).
  *
- * Batch and flex cost the same; for a day or more the Batch API is preferred because it never
- * refuses for capacity. Items whose deadline allows a half-price cloud lane take local capacity
+ * Ties (or no prices) keep that order: the Batch API never refuses for capacity. Items whose deadline allows a half-price cloud lane take local capacity
  * only while the local backlog is short (`localFillMs`): the rest is kept for urgent items, whose
  * only alternative is the full price. A deadline shorter than the realtime lane's typical
  * answer time cannot be met by any lane: the request is refused up front (422).
@@ -57,6 +56,12 @@ export interface RouterConfig {
   localFillMs: number;
   /** Share of the deadline a lane may plan to use (the rest is margin). @defaultValue 0.8 */
   safety: number;
+  /**
+   * Estimated USD per item on each cloud lane, from the price table. When given, the cheapest
+   * cloud lane that meets the deadline wins (ties: batch, then flex, then realtime); when absent,
+   * that order alone (batch and flex at half the list price).
+   */
+  costPerItem?: { realtime: number; flex: number; batch: number };
 }
 
 export const ROUTER_DEFAULTS: Omit<RouterConfig, "local" | "flex" | "batch"> = {
@@ -117,8 +122,13 @@ export function planLanes(n: number, deadlineMs: number, cfg: RouterConfig): Lan
 }
 
 function cloudLane(deadlineMs: number, cfg: RouterConfig): { lane: "batch" | "flex" | "realtime"; reason: string } | undefined {
-  if (cfg.batch && deadlineMs >= cfg.batchMinMs) return { lane: "batch", reason: `deadline ${s(deadlineMs)} >= ${s(cfg.batchMinMs)}: provider Batch API at 50% price` };
-  if (cfg.flex && deadlineMs >= cfg.flexMinMs) return { lane: "flex", reason: `deadline ${s(deadlineMs)} >= ${s(cfg.flexMinMs)}: OpenAI flex processing at batch price` };
-  if (cfg.realtime !== false && deadlineMs * cfg.safety >= cfg.realtimeMs) return { lane: "realtime", reason: `deadline ${s(deadlineMs)}: realtime (list price)` };
-  return undefined;
+  const c = cfg.costPerItem;
+  const price = (lane: "batch" | "flex" | "realtime") => (c ? ` (~$${(c[lane] * 1000).toFixed(3)} per 1,000 items)` : "");
+  const candidates: Array<{ lane: "batch" | "flex" | "realtime"; reason: string }> = [];
+  if (cfg.batch && deadlineMs >= cfg.batchMinMs) candidates.push({ lane: "batch", reason: `deadline ${s(deadlineMs)} >= ${s(cfg.batchMinMs)}: provider Batch API at 50% price${price("batch")}` });
+  if (cfg.flex && deadlineMs >= cfg.flexMinMs) candidates.push({ lane: "flex", reason: `deadline ${s(deadlineMs)} >= ${s(cfg.flexMinMs)}: OpenAI flex processing at batch price${price("flex")}` });
+  if (cfg.realtime !== false && deadlineMs * cfg.safety >= cfg.realtimeMs) candidates.push({ lane: "realtime", reason: `deadline ${s(deadlineMs)}: realtime (list price)${price("realtime")}` });
+  if (!c) return candidates[0];
+  // Stable sort: equal prices keep the order above.
+  return [...candidates].sort((a, b) => c[a.lane] - c[b.lane])[0];
 }

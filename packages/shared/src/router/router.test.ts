@@ -71,3 +71,13 @@ test("a deadline no lane can meet is refused up front, saying why", () => {
   const fast = planLanes(5, 5_000, cfg({ localCallMs: 1_000 }));
   assert.ok(fast.ok && fast.segments[0]!.lane === "local");
 });
+
+test("with prices, the cheapest cloud lane that meets the deadline wins", () => {
+  const lane = (d: number, costPerItem: RouterConfig["costPerItem"]) => (planLanes(10, d, cfg({ local: undefined, costPerItem })) as { segments: Array<{ lane: string; reason: string }> }).segments[0]!;
+  // A flex model dearer than realtime at half price: realtime wins even with an hour to spare.
+  assert.equal(lane(3_600_000, { realtime: 0.0001, flex: 0.0003, batch: 0.00005 }).lane, "realtime");
+  const flex = lane(3_600_000, { realtime: 0.0002, flex: 0.0001, batch: 0.0001 });
+  assert.equal(flex.lane, "flex");
+  assert.match(flex.reason, /~\$0\.100 per 1,000 items/);
+  assert.equal(lane(86_400_000, { realtime: 0.0002, flex: 0.0001, batch: 0.0001 }).lane, "batch", "ties: batch before flex");
+});

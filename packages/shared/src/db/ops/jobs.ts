@@ -161,14 +161,16 @@ export async function listJobItems(db: Db, jobId: string, opts: { afterSeq?: num
 }
 
 /**
- * Items of a job that have no result yet, with their route when the lane router set one. Items
- * of the batch lane are left out: the batch lane follows them (docs/batch-lane.md).
+ * Items of a job that have no result yet, with their route when the lane router set one.
+ * `skipBatchLane`: leave out items the lane router sent to the batch lane (it follows them,
+ * docs/batch-lane.md).
  */
-export async function pendingItemsOfJob(db: Db, jobId: string): Promise<Array<{ id: number; text: string; route: string | null }>> {
+export async function pendingItemsOfJob(db: Db, jobId: string, opts: { skipBatchLane?: boolean } = {}): Promise<Array<{ id: number; text: string; route: string | null }>> {
+  const skip = opts.skipBatchLane ? sql`and i.lane is distinct from 'batch'` : sql``;
   return queryRows(
     db,
     sql`select i.id::int as id, i.text, i.route from items i left join results r on r.item_id = i.id
-        where i.job_id = ${jobId} and r.item_id is null and i.lane is distinct from 'batch' order by i.seq`,
+        where i.job_id = ${jobId} and r.item_id is null ${skip} order by i.seq`,
   );
 }
 
