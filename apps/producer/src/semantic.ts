@@ -21,6 +21,7 @@ import {
   createRedis,
   loadPriceTable,
   metrics,
+  observeLlmCall,
   validateResults,
   type Db,
   type Env,
@@ -146,6 +147,7 @@ export async function createSemanticService(opts: SemanticServiceOptions): Promi
         await rollupOutcome(tx as unknown as Db, auditCall, [], new Map());
         return row;
       });
+      observeLlmCall(auditCall);
       await opts.db.insert(cacheAudits).values(
         data.hits.map((h, i) => {
           const llm = v?.ok.get(ids[i]!);

@@ -8,7 +8,7 @@ import { sql } from "drizzle-orm";
 import type { Db } from "../client.js";
 import { queryRows } from "../client.js";
 import { llmCalls, results } from "../schema/index.js";
-import { rollupOutcome } from "./rollups.js";
+import { rollupOutcome, type RollupBatch } from "./rollups.js";
 
 export type NewLlmCall = typeof llmCalls.$inferInsert;
 
@@ -102,8 +102,11 @@ async function bumpJobs(tx: Tx, inserted: Array<{ jobId: string; status: string 
   return finished;
 }
 
-/** Records one LLM call (if any) and its results atomically. */
-export async function recordOutcome(db: Db, call: NewLlmCall | null, rows: NewResult[]): Promise<RecordOutcome> {
+/**
+ * Records one LLM call (if any) and its results atomically. `rollups`: collect the console's rollup
+ * deltas there for the caller to flush at the end of its own transaction (docs/console.md).
+ */
+export async function recordOutcome(db: Db, call: NewLlmCall | null, rows: NewResult[], rollups?: RollupBatch): Promise<RecordOutcome> {
   return db.transaction(async (tx) => {
     let llmCallId: number | null = null;
     if (call) {
@@ -115,7 +118,7 @@ export async function recordOutcome(db: Db, call: NewLlmCall | null, rows: NewRe
     const finishedJobs = await bumpJobs(tx, inserted, laneOf);
     // The operator console's rollups (docs/console.md): last, after every job row lock.
     const ids = new Set(inserted.map((r) => r.itemId));
-    await rollupOutcome(tx as unknown as Db, call, rows.filter((r) => ids.delete(r.itemId)), laneOf);
+    await rollupOutcome(tx as unknown as Db, call, rows.filter((r) => ids.delete(r.itemId)), laneOf, rollups);
     return { llmCallId, inserted: inserted.map((r) => r.itemId), finishedJobs };
   });
 }
