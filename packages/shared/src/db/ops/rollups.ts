@@ -99,7 +99,8 @@ export class RollupBatch {
       }
       if (r.cache) {
         d.hits[r.cache]++;
-        d.saved[r.cache] += r.savedUsd ?? 0;
+        // Rounded as results.saved_usd stores it, so the rollup equals the sum of those rows.
+        d.saved[r.cache] += Number((r.savedUsd ?? 0).toFixed(8));
       }
     }
     if (!call) return;
