@@ -203,6 +203,15 @@ describe("operator console in Chromium", { skip: existsSync(CHROMIUM) ? false : 
     await go("/admin?range=hour");
     await page.waitForSelector(".chart canvas");
     assert.ok(Number(await page.locator('[data-saving="batch"] td').nth(1).getAttribute("title")) > 0, "the batch discount shows");
+    // Still equal to /metrics and /v1/usage with batch-lane calls in the data.
+    const metrics = await (await fetch(`${h.api.url}/metrics`)).text();
+    const allCost = Number(await page.locator('[data-stat="cost"]').getAttribute("title"));
+    assert.ok(promSum(metrics, "sieve_cost_usd_total", { lane: "batch" }) > 0);
+    assert.ok(Math.abs(allCost - promSum(metrics, "sieve_cost_usd_total")) < 1e-7, `${allCost} vs /metrics ${promSum(metrics, "sieve_cost_usd_total")}`);
+    assert.equal(Number((await page.locator('[data-stat="calls"] .value').textContent())!.replace(/,/g, "")), promSum(metrics, "sieve_llm_calls_total"));
+    const since = await page.locator("#window").getAttribute("data-since");
+    const usage = [(await h.call("acme", "GET", `/v1/usage?since=${since}`)).body, (await h.call("globex", "GET", `/v1/usage?since=${since}`)).body];
+    assert.ok(Math.abs(allCost - usage[0].llm.costUsd - usage[1].llm.costUsd) < 1e-7, "overview = sum of the tenants' /v1/usage");
     await shot("overview");
     await go("/admin/queues");
     await page.getByText("realtime-openai").first().waitFor();

@@ -7,7 +7,9 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { sql } from "drizzle-orm";
+import { MIGRATIONS_DIR } from "@sieve/shared";
 import { queryOne, queryRows, registry } from "@sieve/shared";
 import { startHarness, waitForJob, LABELS, type Harness } from "./support/harness.js";
 import type { Request, Response } from "express";
@@ -79,6 +81,27 @@ describe("operator console: rollups, Bull Board, retry", () => {
     assert.deepEqual(errs, [{ code: "item_missing", n: 1 }]);
     // Packing saved something: calls carried several items, each would otherwise resend the system prompt.
     assert.ok(t.packingTokens > 0);
+  });
+
+  test("the migration's backfill rebuilds the same rollups from results and llm_calls", async () => {
+    const cols = sql.raw(`minute, tenant_id, provider, model, lane, items_ok, items_failed, hits_exact, hits_semantic, hits_coalesced,
+      saved_exact_usd::text, saved_semantic_usd::text, saved_coalesced_usd::text, calls, calls_failed, items_sent, input_tokens, output_tokens,
+      cached_input_tokens, cost_usd::text, latency_ms_sum, lat_buckets`);
+    const snapshot = async () => ({
+      minute: await queryRows(h.db.db, sql`select ${cols} from rollup_minute order by minute, tenant_id, provider, model, lane`),
+      errors: await queryRows(h.db.db, sql`select * from rollup_errors order by minute, tenant_id, provider, model, lane, code`),
+    });
+    const live = await snapshot();
+    assert.ok(live.minute.length > 0);
+    const statements = readFileSync(`${MIGRATIONS_DIR}/0005_console.sql`, "utf8").split("--> statement-breakpoint").map((x) => x.trim());
+    const backfill = statements.filter((x) => /^INSERT INTO "rollup_/.test(x));
+    assert.equal(backfill.length, 3);
+    await h.db.db.transaction(async (tx) => {
+      await tx.execute(sql`delete from rollup_minute`);
+      await tx.execute(sql`delete from rollup_errors`);
+      for (const st of backfill) await tx.execute(sql.raw(st));
+    });
+    assert.deepEqual(await snapshot(), live);
   });
 
   test("Bull Board: every queue listed, parcel counts in the return value, a parcel with a failed item ends failed", async () => {

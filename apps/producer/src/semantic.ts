@@ -23,6 +23,7 @@ import {
   loadPriceTable,
   metrics,
   renderPrompt,
+  observeLlmCall,
   validateResults,
   type DependencyMonitor,
   type Db,
@@ -142,9 +143,7 @@ export async function createSemanticService(opts: SemanticServiceOptions): Promi
       }
       const v = res.answer === undefined ? undefined : validateResults(data.scope.params, ids, res.answer);
       const cost = costUsd(prices, data.scope.model, res.usage, "realtime");
-      const { llmCallId } = await recordOutcome(
-        opts.db,
-        {
+      const auditCall = {
           id: callId,
           ...base,
           state: "ok",
@@ -155,9 +154,9 @@ export async function createSemanticService(opts: SemanticServiceOptions): Promi
           costUsd: cost.usd.toFixed(8),
           outcome: v && v.failed.size === 0 ? "ok" : "partial",
           validCount: v?.ok.size ?? 0,
-        },
-        [],
-      );
+        };
+      const { llmCallId } = await recordOutcome(opts.db, auditCall, []);
+      observeLlmCall(auditCall);
       await opts.db.insert(cacheAudits).values(
         data.hits.map((h, i) => {
           const llm = v?.ok.get(ids[i]!);

@@ -5,6 +5,7 @@ import { BATCH_LANE_QUEUE, BULK_INBOX_QUEUE, CACHE_AUDIT_QUEUE, CACHE_FILL_QUEUE
 import { createApp } from "./app.js";
 import type { ApiContext } from "./context.js";
 import { JobWaiter } from "./waiter.js";
+import { vllmEngineSource } from "./admin/engines.js";
 // Batch lane and bulk ingestion (issue 4, docs/batch-lane.md).
 import { createBatchLane, type BatchLaneApi } from "./bulk/lane.js";
 import { startInbox, type InboxHandle } from "./bulk/inbox.js";
@@ -90,6 +91,8 @@ export async function startApi(opts: {
         })
       : undefined);
   const ctx: ApiContext = { env, db: opts.db, redis, queues, endpoints: opts.endpoints, waiter, log: opts.log, monitor, startedAt: Date.now(), extraQueues, ...(dedup ? { dedup } : {}) };
+  // GPU engines on the console's Lanes page (docs/console.md): the configured vLLM server unless a GPU lane supplies its own.
+  if (env.SIEVE_ADMIN_USER) ctx.engines = vllmEngineSource(env);
   // Batch lane (issue 4): ctx.batchLane makes submit.ts accept lane "batch"; /v1/bulk is always on.
   let lane: BatchLaneApi | undefined;
   if (env.SIEVE_BATCH_LANE) {
@@ -143,6 +146,7 @@ export async function startApi(opts: {
         setTimeout(() => server.closeAllConnections?.(), 2_000).unref();
       });
       await waiter.close();
+      ctx.engines?.close?.();
       await ownSemantic?.close();
       await learned?.close();
       await inbox?.close();

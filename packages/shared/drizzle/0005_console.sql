@@ -66,3 +66,30 @@ BEGIN
 END $$;
 --> statement-breakpoint
 CREATE TRIGGER "provider_batch_events_trg" AFTER INSERT OR UPDATE ON "provider_batches" FOR EACH ROW EXECUTE FUNCTION "sieve_provider_batch_event"();
+--> statement-breakpoint
+INSERT INTO "rollup_minute" ("minute", "tenant_id", "provider", "model", "lane", "items_ok", "items_failed", "hits_exact", "hits_semantic", "hits_coalesced", "saved_exact_usd", "saved_semantic_usd", "saved_coalesced_usd")
+SELECT date_trunc('minute', r.created_at), r.tenant_id, coalesce(r.provider, '-'), coalesce(r.model, '-'), coalesce(j.lane, 'realtime'),
+	count(*) FILTER (WHERE r.status = 'ok'), count(*) FILTER (WHERE r.status <> 'ok'),
+	count(*) FILTER (WHERE r.cache = 'exact'), count(*) FILTER (WHERE r.cache = 'semantic'), count(*) FILTER (WHERE r.cache = 'coalesced'),
+	coalesce(sum(r.saved_usd) FILTER (WHERE r.cache = 'exact'), 0), coalesce(sum(r.saved_usd) FILTER (WHERE r.cache = 'semantic'), 0), coalesce(sum(r.saved_usd) FILTER (WHERE r.cache = 'coalesced'), 0)
+FROM "results" r LEFT JOIN "jobs" j ON j.id = r.job_id
+GROUP BY 1, 2, 3, 4, 5;
+--> statement-breakpoint
+INSERT INTO "rollup_minute" ("minute", "tenant_id", "provider", "model", "lane", "calls", "calls_failed", "items_sent", "input_tokens", "output_tokens", "cached_input_tokens", "cost_usd", "latency_ms_sum", "lat_buckets")
+SELECT date_trunc('minute', created_at), tenant_id, provider, model, lane, count(*), count(*) FILTER (WHERE outcome NOT IN ('ok', 'partial')), sum(item_count),
+	sum(input_tokens), sum(output_tokens), sum(cached_input_tokens), sum(cost_usd), sum(latency_ms),
+	ARRAY[count(*) FILTER (WHERE latency_ms <= 100), count(*) FILTER (WHERE latency_ms > 100 AND latency_ms <= 250), count(*) FILTER (WHERE latency_ms > 250 AND latency_ms <= 500),
+		count(*) FILTER (WHERE latency_ms > 500 AND latency_ms <= 1000), count(*) FILTER (WHERE latency_ms > 1000 AND latency_ms <= 2500), count(*) FILTER (WHERE latency_ms > 2500 AND latency_ms <= 5000),
+		count(*) FILTER (WHERE latency_ms > 5000 AND latency_ms <= 10000), count(*) FILTER (WHERE latency_ms > 10000 AND latency_ms <= 30000), count(*) FILTER (WHERE latency_ms > 30000 AND latency_ms <= 60000),
+		count(*) FILTER (WHERE latency_ms > 60000 AND latency_ms <= 300000), count(*) FILTER (WHERE latency_ms > 300000 AND latency_ms <= 3600000), count(*) FILTER (WHERE latency_ms > 3600000)]::int[]
+FROM "llm_calls"
+GROUP BY 1, 2, 3, 4, 5
+ON CONFLICT ("minute", "tenant_id", "provider", "model", "lane") DO UPDATE SET "calls" = excluded."calls", "calls_failed" = excluded."calls_failed",
+	"items_sent" = excluded."items_sent", "input_tokens" = excluded."input_tokens", "output_tokens" = excluded."output_tokens",
+	"cached_input_tokens" = excluded."cached_input_tokens", "cost_usd" = excluded."cost_usd", "latency_ms_sum" = excluded."latency_ms_sum", "lat_buckets" = excluded."lat_buckets";
+--> statement-breakpoint
+INSERT INTO "rollup_errors" ("minute", "tenant_id", "provider", "model", "lane", "code", "n")
+SELECT date_trunc('minute', r.created_at), r.tenant_id, coalesce(r.provider, '-'), coalesce(r.model, '-'), coalesce(j.lane, 'realtime'), coalesce(r.error_code, 'unknown'), count(*)
+FROM "results" r LEFT JOIN "jobs" j ON j.id = r.job_id
+WHERE r.status <> 'ok'
+GROUP BY 1, 2, 3, 4, 5, 6;

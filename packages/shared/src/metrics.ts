@@ -27,3 +27,15 @@ export const metrics = {
   routedItems: new Counter({ name: "sieve_routed_items_total", help: "Items placed by the lane router (lane auto), by lane", labelNames: ["lane"], registers: [registry] }),
   httpRequests: new Counter({ name: "sieve_http_requests_total", help: "API requests", labelNames: ["route", "status"], registers: [registry] }),
 };
+
+/** Counts one recorded provider request (an llm_calls row) in the counters above. */
+export function observeLlmCall(c: { provider: string; model: string; lane: string; outcome: string; itemCount: number; inputTokens?: number | undefined; outputTokens?: number | undefined; cachedInputTokens?: number | undefined; costUsd?: string | undefined; latencyMs?: number | undefined }): void {
+  const labels = { provider: c.provider, model: c.model };
+  metrics.llmCalls.inc({ ...labels, lane: c.lane, outcome: c.outcome });
+  metrics.llmItems.inc({ ...labels, lane: c.lane }, c.itemCount);
+  if (c.inputTokens) metrics.tokens.inc({ ...labels, kind: "input" }, c.inputTokens);
+  if (c.outputTokens) metrics.tokens.inc({ ...labels, kind: "output" }, c.outputTokens);
+  if (c.cachedInputTokens) metrics.tokens.inc({ ...labels, kind: "cached_input" }, c.cachedInputTokens);
+  if (c.costUsd && Number(c.costUsd)) metrics.costUsd.inc({ ...labels, lane: c.lane }, Number(c.costUsd));
+  if (c.latencyMs) metrics.callLatency.observe({ provider: c.provider }, c.latencyMs / 1000);
+}

@@ -29,6 +29,8 @@ export interface EngineStatus {
 
 export interface EngineSource {
   engines(): Promise<EngineStatus[]>;
+  /** Stops any background sampling. */
+  close?(): void;
 }
 
 const EVERY_MS = 15_000;
@@ -65,6 +67,10 @@ export function vllmEngineSource(env: Env): EngineSource | undefined {
       }
       if (Date.now() - last > 5_000) await sample();
       return [status];
+    },
+    close() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
     },
   };
 }

@@ -14,7 +14,7 @@ import type { ApiContext } from "../context.js";
 import { basicAuth } from "../auth.js";
 import { bullBoardRouter } from "./bullboard.js";
 import { csrfCheck, csrfToken } from "./csrf.js";
-import { vllmEngineSource, type EngineSource } from "./engines.js";
+import type { EngineSource } from "./engines.js";
 import { esc, layout, html } from "./html.js";
 import { retryFailedItems } from "./jobs.js";
 import { batchPage, batchesPage } from "./pages/batches.js";
@@ -37,7 +37,7 @@ export function adminRouter(ctx: ApiContext, queues: Queue[], opts: { engines?: 
     });
     return r;
   }
-  const engines = opts.engines ?? vllmEngineSource(ctx.env);
+  const engines = opts.engines;
   // Database or Redis trouble on a page: 503 with Retry-After, never a 500 (house rule).
   const page = (fn: Handler) => (req: Request, res: Response, next: NextFunction) => {
     fn(req, res).catch((e) => {

@@ -16,8 +16,9 @@
  * "missing" after the batch's end. A batch that failed because the provider's enqueued-token limit
  * was reached (OpenAI "fail" mode) gives its items back without counting an attempt.
  */
-import { costUsd, validateResults, TaskParams, type NewResult, type TaskParams as TaskParamsT } from "@sieve/shared";
+import { costUsd, observeLlmCall, validateResults, TaskParams, type NewLlmCall, type NewResult, type TaskParams as TaskParamsT } from "@sieve/shared";
 import { recordOutcome, type FinishedJob } from "@sieve/shared/db/ops/results";
+import { RollupBatch } from "@sieve/shared/db/ops/rollups";
 import {
   addSettleTotals,
   asDb,
@@ -78,6 +79,9 @@ async function settleChunk(deps: LaneDeps, row: ProviderBatchRow, params: TaskPa
       const tx = asDb(txRaw);
       const delta: SettleDelta = { requests: 0, okItems: 0, retriedItems: 0, erroredItems: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 };
       const jobsDone: FinishedJob[] = [];
+      // Console rollups and /metrics for this chunk (docs/console.md): rollups written once at its end, metrics after commit.
+      const rollups = new RollupBatch();
+      const calls: NewLlmCall[] = [];
       for (const e of entries) {
         const outcomeGuess = e.kind === "ok" ? "ok" : e.kind === "error" ? (e.error.reason === "request_error" ? "errored" : e.error.reason) : e.outcome;
         if (!(await claimSettlement(tx, e.req.id, outcomeGuess))) continue;
@@ -159,7 +163,8 @@ async function settleChunk(deps: LaneDeps, row: ProviderBatchRow, params: TaskPa
           providerBatchId: row.providerBatchId,
           requestId: e.req.customId,
         };
-        const rec = await recordOutcome(tx, call, [...okRows, ...errRows]);
+        const rec = await recordOutcome(tx, call, [...okRows, ...errRows], rollups);
+        calls.push(call);
         answered.push(...okRows.filter((r) => rec.inserted.includes(r.itemId)));
         jobsDone.push(...rec.finishedJobs);
         await setRequestCall(tx, e.req.id, rec.llmCallId, outcome);
@@ -172,12 +177,14 @@ async function settleChunk(deps: LaneDeps, row: ProviderBatchRow, params: TaskPa
         delta.outputTokens += usage.outputTokens;
         delta.costUsd += cost;
       }
+      await rollups.flush(tx);
       await addSettleTotals(tx, row.id, delta);
-      return { delta, jobsDone };
+      return { delta, jobsDone, calls };
     });
   for (let attempt = 1; ; attempt++) {
     try {
-      const { delta, jobsDone } = await run();
+      const { delta, jobsDone, calls } = await run();
+      for (const c of calls) observeLlmCall(c);
       report.requests += delta.requests;
       report.okItems += delta.okItems;
       report.retriedItems += delta.retriedItems;

@@ -74,7 +74,11 @@ ${(
 <tr data-hits="coalesced"><td>Coalesced</td><td>${int(t.hitsCoalesced)}</td><td>${pct(finished ? t.hitsCoalesced / finished : null)}</td></tr>
 </tbody></table>
 <h3>Semantic false-hit rate (live audits)</h3>
-${audited === 0 ? html`<p class="muted" id="false-hits">No audited semantic hits in range.</p>` : html`<p id="false-hits"><b>${pct(1 - agreed / audited)}</b> of ${int(audited)} audited hits disagreed with the LLM.</p>`}
+${audited === 0
+  ? html`<p class="muted" id="false-hits">No audited semantic hits in range.</p>`
+  : html`<table class="num" id="false-hits"><thead><tr><th>Task</th><th>Audited hits</th><th>Disagreed</th><th>False-hit rate</th></tr></thead><tbody>
+${aud.map((a) => html`<tr data-task="${a.task}"><td>${a.task}</td><td>${int(a.audited)}</td><td>${int(a.audited - a.agreed)}</td><td>${pct(a.audited ? 1 - a.agreed / a.audited : null)}</td></tr>`)}
+<tr class="total"><td>All</td><td>${int(audited)}</td><td>${int(audited - agreed)}</td><td>${pct(1 - agreed / audited)}</td></tr></tbody></table>`}
 </section></div>
 <section><h2>Charts</h2><div class="charts">
 <div class="chart" data-chart="throughput" data-title="Items finished, failed, LLM calls per bin"></div>

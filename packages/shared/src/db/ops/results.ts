@@ -8,7 +8,7 @@ import { eq, sql } from "drizzle-orm";
 import type { Db } from "../client.js";
 import { queryRows } from "../client.js";
 import { llmCalls, results } from "../schema/index.js";
-import { rollupOutcome } from "./rollups.js";
+import { rollupOutcome, type RollupBatch } from "./rollups.js";
 
 export type NewLlmCall = typeof llmCalls.$inferInsert;
 
@@ -104,9 +104,11 @@ async function bumpJobs(tx: Tx, inserted: Array<{ jobId: string; status: string 
 
 /**
  * Records one LLM call (if any) and its results atomically. A call with an `id` was opened before
- * it was sent (openLlmCall): its row is completed, not inserted again.
+ * it was sent (openLlmCall): its row is completed, not inserted again. `rollups`: collect the
+ * console's rollup deltas there for the caller to flush at the end of its own transaction
+ * (docs/console.md).
  */
-export async function recordOutcome(db: Db, call: NewLlmCall | null, rows: NewResult[]): Promise<RecordOutcome> {
+export async function recordOutcome(db: Db, call: NewLlmCall | null, rows: NewResult[], rollups?: RollupBatch): Promise<RecordOutcome> {
   return db.transaction(async (tx) => {
     let llmCallId: number | null = null;
     if (call?.id !== undefined) {
@@ -122,7 +124,7 @@ export async function recordOutcome(db: Db, call: NewLlmCall | null, rows: NewRe
     const finishedJobs = await bumpJobs(tx, inserted, laneOf);
     // The operator console's rollups (docs/console.md): last, after every job row lock.
     const ids = new Set(inserted.map((r) => r.itemId));
-    await rollupOutcome(tx as unknown as Db, call, rows.filter((r) => ids.delete(r.itemId)), laneOf);
+    await rollupOutcome(tx as unknown as Db, call, rows.filter((r) => ids.delete(r.itemId)), laneOf, rollups);
     return { llmCallId, inserted: inserted.map((r) => r.itemId), finishedJobs };
   });
 }

@@ -68,34 +68,43 @@ async function prefixTokensOf(tx: Db, batchKey: string, jobId: string): Promise<
   return n;
 }
 
-/** Adds one recordOutcome's call and inserted results to the rollups. */
-export async function rollupOutcome(tx: Db, call: NewLlmCall | null, inserted: NewResult[], laneOf: Map<string, string>): Promise<void> {
-  const deltas = new Map<string, Delta>();
-  const get = (tenantId: string, provider: string, model: string, lane: string): Delta => {
+/**
+ * Rollup deltas collected over several recordOutcome calls of ONE transaction and written once by
+ * `flush` at its end (the batch lane's settle chunk): row locks on rollups are then taken after
+ * every job row lock of that transaction.
+ */
+export class RollupBatch {
+  readonly deltas = new Map<string, Delta>();
+  readonly errors = new Map<string, { d: Delta; code: string; n: number }>();
+
+  get(tenantId: string, provider: string, model: string, lane: string): Delta {
     const k = JSON.stringify([tenantId, provider, model, lane]);
-    let d = deltas.get(k);
-    if (!d) deltas.set(k, (d = emptyDelta(tenantId, provider, model, lane)));
+    let d = this.deltas.get(k);
+    if (!d) this.deltas.set(k, (d = emptyDelta(tenantId, provider, model, lane)));
     return d;
-  };
-  const errors = new Map<string, { d: Delta; code: string; n: number }>();
-  for (const r of inserted) {
-    const d = get(r.tenantId, r.provider ?? NONE, r.model ?? NONE, laneOf.get(r.jobId) ?? call?.lane ?? "realtime");
-    if (r.status === "ok") d.itemsOk++;
-    else {
-      d.itemsFailed++;
-      const code = r.errorCode ?? "unknown";
-      const k = JSON.stringify([d.tenantId, d.provider, d.model, d.lane, code]);
-      const e = errors.get(k) ?? { d, code, n: 0 };
-      e.n++;
-      errors.set(k, e);
-    }
-    if (r.cache) {
-      d.hits[r.cache]++;
-      d.saved[r.cache] += r.savedUsd ?? 0;
-    }
   }
-  if (call) {
-    const d = get(call.tenantId, call.provider, call.model, call.lane);
+
+  /** Counts one call (if any) and the results it inserted. */
+  async add(tx: Db, call: NewLlmCall | null, inserted: NewResult[], laneOf: Map<string, string>): Promise<void> {
+    for (const r of inserted) {
+      const d = this.get(r.tenantId, r.provider ?? NONE, r.model ?? NONE, laneOf.get(r.jobId) ?? call?.lane ?? "realtime");
+      if (r.status === "ok") d.itemsOk++;
+      else {
+        d.itemsFailed++;
+        const code = r.errorCode ?? "unknown";
+        const k = JSON.stringify([d.tenantId, d.provider, d.model, d.lane, code]);
+        const e = this.errors.get(k) ?? { d, code, n: 0 };
+        e.n++;
+        this.errors.set(k, e);
+      }
+      if (r.cache) {
+        d.hits[r.cache]++;
+        // Rounded as results.saved_usd stores it, so the rollup equals the sum of those rows.
+        d.saved[r.cache] += Number((r.savedUsd ?? 0).toFixed(8));
+      }
+    }
+    if (!call) return;
+    const d = this.get(call.tenantId, call.provider, call.model, call.lane);
     d.calls++;
     if (call.outcome !== "ok" && call.outcome !== "partial") d.callsFailed++;
     d.itemsSent += call.itemCount;
@@ -111,13 +120,23 @@ export async function rollupOutcome(tx: Db, call: NewLlmCall | null, inserted: N
       d.packingTokens += (call.itemCount - 1) * (await prefixTokensOf(tx, call.batchKey, first.jobId));
     }
   }
-  if (deltas.size === 0) return;
-  const sorted = [...deltas.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([, d]) => d);
-  await upsertMinute(tx, sorted, sql`date_trunc('minute', now())`);
-  if (errors.size > 0) {
-    const rows = [...errors.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([, e]) => e);
-    await upsertErrors(tx, rows.map((e) => ({ ...e.d, code: e.code, n: e.n })), sql`date_trunc('minute', now())`);
+
+  /** Upserts everything collected, in key order; then starts empty again. */
+  async flush(tx: Db): Promise<void> {
+    if (this.deltas.size === 0) return;
+    const byKey = <T>(m: Map<string, T>) => [...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([, v]) => v);
+    await upsertMinute(tx, byKey(this.deltas), sql`date_trunc('minute', now())`);
+    if (this.errors.size > 0) await upsertErrors(tx, byKey(this.errors).map((e) => ({ ...e.d, code: e.code, n: e.n })), sql`date_trunc('minute', now())`);
+    this.deltas.clear();
+    this.errors.clear();
   }
+}
+
+/** Adds one recordOutcome's call and inserted results to the rollups (into `batch` when given, else written now). */
+export async function rollupOutcome(tx: Db, call: NewLlmCall | null, inserted: NewResult[], laneOf: Map<string, string>, batch?: RollupBatch): Promise<void> {
+  const b = batch ?? new RollupBatch();
+  await b.add(tx, call, inserted, laneOf);
+  if (!batch) await b.flush(tx);
 }
 
 async function upsertMinute(tx: Db, rows: Delta[], minute: SQL): Promise<void> {
