@@ -37,13 +37,15 @@ export interface HarnessOptions {
   env?: Record<string, string>;
   workers?: boolean;
   tenants?: string[];
+  /** Simulator reference mode: known answers with noise (docs/quality.md). */
+  answers?: import("@sieve/simulator").ReferenceAnswers;
 }
 
 const silent = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const db = await createTestDb("sieve_e2e");
-  const sim = await startSimulator({ port: 0, ...(opts.faults ? { faults: opts.faults } : {}), ...(opts.batchKnobs ? { batch: opts.batchKnobs } : {}) });
+  const sim = await startSimulator({ port: 0, ...(opts.faults ? { faults: opts.faults } : {}), ...(opts.batchKnobs ? { batch: opts.batchKnobs } : {}), ...(opts.answers ? { answers: opts.answers } : {}) });
   const envVars: Record<string, string> = {
     PORT: "0",
     HOST: "127.0.0.1",

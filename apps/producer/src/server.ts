@@ -13,7 +13,7 @@ import { batchesRouter } from "./routes/batches.js";
 import { exportsRouter } from "./routes/exports.js";
 import { createDedup, type SemanticLookup } from "./dedup.js";
 import { createSemanticService } from "./semantic.js";
-import { createLearnedService } from "./learned.js";
+import { createLearnedService, type LearnedService } from "./learned.js";
 import type { PGlite } from "@electric-sql/pglite";
 import { ExactCache } from "@sieve/shared/dedup/exact";
 
@@ -23,6 +23,8 @@ export interface ApiHandle {
   ctx: ApiContext;
   /** The nightly bulk inbox, when SIEVE_BULK_CRON is set (issue 4). */
   inbox?: InboxHandle;
+  /** The learned classification cache, when SIEVE_LEARNED_CACHE=true (docs/quality.md). */
+  learned?: LearnedService;
   close(): Promise<void>;
 }
 
@@ -96,6 +98,7 @@ export async function startApi(opts: {
     url,
     ctx,
     ...(inbox ? { inbox } : {}),
+    ...(learned ? { learned } : {}),
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

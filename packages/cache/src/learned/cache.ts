@@ -31,6 +31,8 @@ export interface LearnedCacheOptions {
   classifier?: ClassifierOptions;
   /** Level of the bound (1 - delta). @defaultValue 0.05 */
   delta?: number;
+  /** See ThresholdCalibrator. @defaultValue 1 */
+  startFactor?: number;
   /** Scopes kept in memory, least recently used dropped beyond. @defaultValue 1000 */
   maxScopes?: number;
 }
@@ -84,7 +86,7 @@ export class LearnedCache {
     if (!create) return undefined;
     m = {
       classifier: createClassifier(this.opts.kind ?? "knn", this.opts.dimensions, this.opts.classifier),
-      calibrator: new ThresholdCalibrator({ maxError: this.opts.maxError, delta: this.opts.delta ?? 0.05 }),
+      calibrator: new ThresholdCalibrator({ maxError: this.opts.maxError, delta: this.opts.delta ?? 0.05, startFactor: this.opts.startFactor ?? 1 }),
       answered: 0,
       audited: 0,
       auditDisagreements: 0,
@@ -130,7 +132,8 @@ export class LearnedCache {
     const agree = answer.label === llmLabel;
     m.audited++;
     if (!agree) m.auditDisagreements++;
-    m.calibrator.add(answer.confidence, agree, this.opts.auditRate > 0 ? 1 / this.opts.auditRate : 1);
+    // Weight 1, not 1/auditRate: see calibration.ts on why unweighted audits are conservative.
+    m.calibrator.add(answer.confidence, agree);
     m.classifier.add(vector, llmLabel);
   }
 

@@ -35,6 +35,12 @@ export interface ClassifierOptions {
   temperature?: number;
   /** Examples kept per model, oldest dropped beyond. @defaultValue 20000 */
   maxExamples?: number;
+  /**
+   * knn: cosine of an imaginary "don't know" neighbour; k of them join every vote, so a label
+   * backed only by far neighbours gets a lower confidence (and unanimous votes do not all tie at 1).
+   * @defaultValue undefined (none)
+   */
+  unknownCosine?: number;
 }
 
 function dot(a: Float32Array, offset: number, b: ArrayLike<number>, dims: number): number {
@@ -83,11 +89,13 @@ export class KnnClassifier implements Classifier {
   private readonly ring: Ring;
   private readonly k: number;
   private readonly temperature: number;
+  private readonly unknownWeight: number;
 
   constructor(readonly dims: number, opts: ClassifierOptions = {}) {
     this.ring = new Ring(dims, opts.maxExamples ?? 20_000);
     this.k = opts.k ?? 20;
     this.temperature = opts.temperature ?? 0.05;
+    this.unknownWeight = opts.unknownCosine === undefined ? 0 : this.k * Math.exp((opts.unknownCosine - 1) / this.temperature);
   }
 
   get size(): number {
@@ -129,7 +137,7 @@ export class KnnClassifier implements Classifier {
     for (const [label, w] of votes) if (w > bestW) [best, bestW] = [label, w];
     // Fewer than k examples: the missing votes count against the winner (no confidence from 1 example).
     const missing = (this.k - topSim.length) * Math.exp(-1 / this.temperature);
-    return { label: best, confidence: total > 0 ? bestW / (total + missing) : 0 };
+    return { label: best, confidence: total > 0 ? bestW / (total + missing + this.unknownWeight) : 0 };
   }
 }
 

@@ -1,0 +1,110 @@
+/**
+ * The learned classification cache wired end to end (docs/quality.md): LLM labels of opted-in
+ * requests reach the model through the learned-fill queue; once warm and certified it answers
+ * items with cache "learned" and its confidence; never another tenant's or another label set's
+ * items, never a request that did not opt in; its answers are audited by the LLM. Real embedder
+ * (USE-lite), real Redis and Postgres, the simulator answering from reference labels.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { Queue } from "bullmq";
+import { sql } from "drizzle-orm";
+import { LEARNED_FILL_QUEUE, queryRows } from "@sieve/shared";
+import { ReferenceAnswers } from "@sieve/simulator";
+import { startHarness, waitForJob, type Harness } from "./support/harness.js";
+
+const LABELS = ["billing", "technical"];
+const billing = ["I was charged twice for my subscription", "My invoice shows the wrong amount", "Please refund the double payment on my card", "Why did my monthly bill go up", "The payment was taken but the order says unpaid", "I need a copy of last month's receipt", "You billed me after I cancelled my plan", "My credit card was charged an unknown fee"];
+const technical = ["The app crashes when I open the settings page", "I cannot log in, the password reset email never arrives", "The website shows a blank screen after the update", "Uploading a photo fails with an error", "Notifications stopped working on my phone", "The sync between my laptop and phone is broken", "The page freezes when I click save", "Two-factor codes are rejected as invalid"];
+const suffixes = ["", " today", " again", " since Monday", " this week", " for the third time", ", please help", " and I am annoyed", " yesterday evening", " on my account"];
+
+function corpus(from: number, to: number): Array<{ text: string; label: string }> {
+  const out: Array<{ text: string; label: string }> = [];
+  for (let s = from; s < to; s++) {
+    for (const t of billing) out.push({ text: `${t}${suffixes[s]}`, label: "billing" });
+    for (const t of technical) out.push({ text: `${t}${suffixes[s]}`, label: "technical" });
+  }
+  return out;
+}
+const train = corpus(0, 6); // 96 labelled examples
+const probe = corpus(6, 10); // 64 texts the cache has never seen
+
+describe("learned cache end to end", () => {
+  let h: Harness;
+  before(async () => {
+    const answers = new ReferenceAnswers();
+    for (const x of [...train, ...probe]) answers.addLabel(x.text, x.label);
+    h = await startHarness({
+      answers,
+      env: {
+        SIEVE_LEARNED_CACHE: "true",
+        SIEVE_LEARNED_MIN_EXAMPLES: "40",
+        SIEVE_LEARNED_MAX_ERROR: "0.2",
+        SIEVE_LEARNED_AUDIT_RATE: "1",
+        SIEVE_RECHECK_RATE: "0",
+      },
+    });
+  });
+  after(async () => {
+    await h.close();
+  });
+
+  const submit = async (tenant: string, items: Array<{ text: string }>, cache: object, labels = LABELS) => {
+    const r = await h.call(tenant, "POST", "/v1/jobs", { task: "classify", labels, cache, items: items.map((x, i) => ({ id: `x${i}`, text: x.text })) });
+    assert.equal(r.status, 202, r.text);
+    return waitForJob(h, tenant, r.body.id);
+  };
+
+  test("silent while warming up, then answers with its confidence; only for the tenant and label set it learned", async () => {
+    // Warm-up: nothing is answered locally while the model has no examples.
+    const first = await submit("acme", train.slice(0, 48), { learned: true });
+    assert.equal(first.items.filter((i: any) => i.cache === "learned").length, 0);
+    await submit("acme", train.slice(48), { learned: true });
+    const fill = new Queue(LEARNED_FILL_QUEUE, { connection: { url: h.env.REDIS_URL }, prefix: h.env.SIEVE_QUEUE_PREFIX });
+    try {
+      const deadline = Date.now() + 120_000;
+      for (;;) {
+        const c = await fill.getJobCounts("waiting", "active", "delayed");
+        if ((c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) === 0) break;
+        assert.ok(Date.now() < deadline, "learned-fill queue drained");
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    } finally {
+      await fill.close();
+    }
+
+    const job = await submit("acme", probe, { learned: true });
+    const learned = job.items.filter((i: any) => i.cache === "learned");
+    assert.ok(learned.length >= probe.length / 4, `answered locally: ${learned.length}/${probe.length}`);
+    const goldOf = new Map(probe.map((x, i) => [`x${i}`, x.label]));
+    const wrong = learned.filter((i: any) => i.output.label !== goldOf.get(i.id)).length;
+    assert.ok(wrong / learned.length <= 0.2, `wrong ${wrong}/${learned.length}`);
+    for (const i of learned) {
+      assert.ok(i.cacheSource.confidence >= i.cacheSource.threshold);
+      assert.equal(i.llmCallId, null);
+    }
+    assert.equal(job.quality.learned.answered, learned.length);
+
+    // Another tenant, another label set, or no opt-in: never a learned answer.
+    const globex = await submit("globex", probe.slice(0, 16), { learned: true });
+    assert.equal(globex.items.filter((i: any) => i.cache === "learned").length, 0);
+    const otherLabels = await submit("acme", probe.slice(16, 32).map((x) => ({ text: `${x.text}!` })), { learned: true }, ["billing", "technical", "other"]);
+    assert.equal(otherLabels.items.filter((i: any) => i.cache === "learned").length, 0);
+    const optOut = await submit("acme", probe.slice(32, 48).map((x) => ({ text: `${x.text}.` })), {});
+    assert.equal(optOut.items.filter((i: any) => i.cache === "learned").length, 0);
+
+    // Audits (rate 1): every learned answer is asked alone to the LLM and recorded.
+    const deadline = Date.now() + 60_000;
+    let audits: Array<{ agree: boolean | null }> = [];
+    while (Date.now() < deadline) {
+      audits = await queryRows<{ agree: boolean | null }>(h.db.db, sql`select a.agree from cache_audits a join items i on i.id = a.item_id where a.kind = 'learned' and i.job_id = ${job.id}`);
+      if (audits.length >= learned.length) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(audits.length, learned.length);
+    assert.equal(audits.filter((a) => a.agree === false).length, wrong, "audit disagreements are exactly the wrong answers (the simulator answers gold alone)");
+    const metrics = await (await fetch(`${h.api.url}/metrics`)).text();
+    assert.match(metrics, /sieve_learned_audits_total\{task="classify",agree="true"\} \d+/);
+    assert.match(metrics, /sieve_learned_error_rate\{task="classify"\} [\d.]+/);
+  });
+});
