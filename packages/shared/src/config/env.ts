@@ -193,8 +193,8 @@ export const Env = z
     SIEVE_SIMULATOR_ANSWERS: OptStr,
     /** Noise of reference answers, e.g. "base:0.97,perItem:0.002,position:0.03,min:0.5,seed:7" (unset parts: these defaults). @defaultValue "" */
     SIEVE_SIMULATOR_NOISE: z.string().default(""),
-    /** Share of items answered in multi-item calls that are asked again alone to measure agreement (0..1). @defaultValue 0.02 */
-    SIEVE_RECHECK_RATE: z.coerce.number().min(0).max(1).default(0.02),
+    /** Share of items answered in multi-item calls that are asked again alone to measure agreement (0..1; e.g. 0.02). Each re-check is a billed single-item call. @defaultValue 0 (off) */
+    SIEVE_RECHECK_RATE: z.coerce.number().min(0).max(1).default(0),
     /** Agreement (0..1) under which a batch key's maxItems is lowered. @defaultValue 0.9 */
     SIEVE_RECHECK_FLOOR: z.coerce.number().min(0).max(1).default(0.9),
     /** Agreement (0..1) at or above which a lowered maxItems is raised again (hysteresis: above the floor). @defaultValue 0.97 */
