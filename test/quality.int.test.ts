@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import { sql } from "drizzle-orm";
 import { queryRows } from "@sieve/shared";
 import { ReferenceAnswers, ReferenceNoise } from "@sieve/simulator";
+import { PassThrough } from "node:stream";
+import { main as cli } from "../apps/cli/src/main.js";
 import { startHarness, waitForJob, LABELS, type Harness } from "./support/harness.js";
 
 const gold = new Map<string, string>();
@@ -118,6 +120,13 @@ describe("answer quality", () => {
       assert.equal(answer.results[0].id, "i1");
       if (byText.has(text)) assert.equal(answer.results[0].label, byText.get(text));
     }
+
+    // The CLI command streams the same export.
+    const out = new PassThrough();
+    let cliText = "";
+    out.on("data", (c: Buffer) => (cliText += c.toString("utf8")));
+    assert.equal(await cli(["export-fine-tune", "--task", "classify"], { out, err: process.stderr, env: { SIEVE_URL: h.api.url, SIEVE_API_KEY: h.keys.acme! } }), 0);
+    assert.deepEqual(cliText.split("\n").filter(Boolean).map((l) => JSON.parse(l)), lines);
 
     const trLines = (await (await fetch(`${h.api.url}/v1/exports/fine-tune?task=translate`, { headers: { authorization: `Bearer ${h.keys.acme}` } })).text()).split("\n").filter(Boolean).map((l) => JSON.parse(l));
     assert.equal(trLines.length, 2);
