@@ -9,7 +9,9 @@
  *     default); packed calls with the live re-check and the automatic maxItems controller.
  * (b) The learned cache fed with the LLM's (packed + controller) answers: share answered without
  *     an LLM call and error against gold, whole stream and second half; next to the exact +
- *     semantic cache at its default threshold (0.97) fed with the same answers.
+ *     semantic cache at its default threshold (0.97) fed with the same answers. Details also
+ *     feed it one-call-per-item answers and gold labels, with bounds of 1% and 5%, for both
+ *     classifiers (k-nearest-neighbour vote and class means).
  * Writes bench/results/quality-latest.json (the keys docs/quality.md lists) and
  * quality-details-latest.json (everything else: both classifiers, noise-free labels, traces).
  */
@@ -101,10 +103,11 @@ for (const ds of datasets) {
   const replay = (llmLabels: Array<string | undefined>): ReplayItem[] =>
     ds.stream.map((s, i) => ({ text: s.text, gold: s.label, llm: llmLabels[i], vector: vecOf.get(normaliseText(s.text))! }));
   const noisy = replay(controlled.labels);
+  const singleLabelled = replay(single.labels);
   const clean = replay(gold);
   const variants: Record<string, ReturnType<typeof replayLearned>> = {};
   for (const kind of ["knn", "centroid"] as const) {
-    for (const [labelsName, items] of [["llm-labels", noisy], ["gold-labels", clean]] as const) {
+    for (const [labelsName, items] of [["llm-labels", noisy], ["single-call-labels", singleLabelled], ["gold-labels", clean]] as const) {
       for (const maxError of [0.01, 0.05]) variants[`${kind}-${labelsName}-bound-${maxError * 100}pct`] = replayLearned(items, { kind, ...LEARNED, maxError, seed: 21 });
     }
   }

@@ -6,8 +6,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { sql } from "drizzle-orm";
-import { queryRows } from "@sieve/shared";
+import { Queue } from "bullmq";
+import { RECHECK_QUEUE, queryRows } from "@sieve/shared";
 import { ReferenceAnswers, ReferenceNoise } from "@sieve/simulator";
+import { PassThrough } from "node:stream";
+import { main as cli } from "../apps/cli/src/main.js";
 import { startHarness, waitForJob, LABELS, type Harness } from "./support/harness.js";
 
 const gold = new Map<string, string>();
@@ -88,6 +91,18 @@ describe("answer quality", () => {
   });
 
   test("fine-tune export: OpenAI chat JSONL of LLM answers only, without disagreed re-checks or other tenants", async () => {
+    // Re-checks of the previous job are queued after it finished (not awaited on the call path)
+    // and land later: give the last ones a moment to be queued, then let them all land.
+    await new Promise((r) => setTimeout(r, 1_000));
+    const rq = new Queue(RECHECK_QUEUE, { connection: { url: h.env.REDIS_URL }, prefix: h.env.SIEVE_QUEUE_PREFIX });
+    try {
+      await until("re-check queue drained", async () => {
+        const c = await rq.getJobCounts("waiting", "active", "delayed", "prioritized");
+        return (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) + (c.prioritized ?? 0) === 0 ? true : undefined;
+      });
+    } finally {
+      await rq.close();
+    }
     // Cache answers (exact repeats) and another tenant's items must not appear.
     const repeat = await h.call("acme", "POST", "/v1/jobs?wait=20s", { task: "classify", labels: LABELS, items: texts.slice(0, 5).map((text, i) => ({ id: `r${i}`, text })) });
     assert.ok(repeat.body.items.every((it: any) => it.cache === "exact"), JSON.stringify(repeat.body.items.map((i: any) => i.cache)));
@@ -118,6 +133,13 @@ describe("answer quality", () => {
       assert.equal(answer.results[0].id, "i1");
       if (byText.has(text)) assert.equal(answer.results[0].label, byText.get(text));
     }
+
+    // The CLI command streams the same export.
+    const out = new PassThrough();
+    let cliText = "";
+    out.on("data", (c: Buffer) => (cliText += c.toString("utf8")));
+    assert.equal(await cli(["export-fine-tune", "--task", "classify"], { out, err: process.stderr, env: { SIEVE_URL: h.api.url, SIEVE_API_KEY: h.keys.acme! } }), 0);
+    assert.deepEqual(cliText.split("\n").filter(Boolean).map((l) => JSON.parse(l)), lines);
 
     const trLines = (await (await fetch(`${h.api.url}/v1/exports/fine-tune?task=translate`, { headers: { authorization: `Bearer ${h.keys.acme}` } })).text()).split("\n").filter(Boolean).map((l) => JSON.parse(l));
     assert.equal(trLines.length, 2);

@@ -7,6 +7,7 @@
  *   sieve status <jobId> [--wait 30s]
  *   sieve results <jobId> > out.jsonl
  *   sieve batches [--limit 20]            sieve batch <id>            sieve cancel-batch <id>
+ *   sieve export-fine-tune --task classify [--since 2026-11-01] > train.jsonl   (docs/quality.md)
  *
  * Server and key: --url / --key, or SIEVE_URL / SIEVE_API_KEY (default url http://127.0.0.1:8080).
  * `submit` streams the file to POST /v1/bulk (a header line built from the flags, then the file's
@@ -30,6 +31,7 @@ const USAGE = `usage:
   sieve status <jobId> [--wait 30s]
   sieve results <jobId>            (NDJSON on stdout)
   sieve batches [--limit N]        sieve batch <id>        sieve cancel-batch <id>
+  sieve export-fine-tune --task classify|translate [--since ISO-DATE]   (fine-tuning JSONL on stdout)
 options: --url URL (SIEVE_URL)  --key KEY (SIEVE_API_KEY)  --no-progress`;
 
 export class CliError extends Error {
@@ -194,6 +196,7 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
       model: { type: "string" },
       wait: { type: "string" },
       limit: { type: "string" },
+      since: { type: "string" },
       "no-progress": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -221,8 +224,14 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
       io.out.write(`${JSON.stringify(job, null, 2)}\n`);
       return 0;
     }
-    case "results": {
-      const res = await call(`${c.url}/v1/jobs/${encodeURIComponent(need("a job id"))}/results`, { headers: { authorization: `Bearer ${c.key}` } });
+    case "results":
+    case "export-fine-tune": {
+      // Both stream NDJSON from the server to stdout as it arrives.
+      const path =
+        cmd === "results"
+          ? `/v1/jobs/${encodeURIComponent(need("a job id"))}/results`
+          : `/v1/exports/fine-tune?${new URLSearchParams({ ...(values.task ? { task: values.task } : {}), ...(values.since ? { since: values.since } : {}) })}`;
+      const res = await call(`${c.url}${path}`, { headers: { authorization: `Bearer ${c.key}` } });
       if (!res.ok) throw await apiError(res);
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
         if (!io.out.write(chunk)) await new Promise((r) => io.out.once("drain", r));

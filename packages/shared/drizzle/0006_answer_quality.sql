@@ -28,4 +28,5 @@ ALTER TABLE "cache_audits" ADD COLUMN "kind" text DEFAULT 'semantic' NOT NULL;--
 CREATE UNIQUE INDEX "quality_checks_item_uq" ON "quality_checks" USING btree ("item_id");--> statement-breakpoint
 CREATE INDEX "quality_checks_job_idx" ON "quality_checks" USING btree ("job_id");--> statement-breakpoint
 CREATE INDEX "quality_checks_key_idx" ON "quality_checks" USING btree ("task","model","items_per_call","created_at");--> statement-breakpoint
-CREATE INDEX "cache_audits_kind_idx" ON "cache_audits" USING btree ("kind","task","created_at");
+CREATE INDEX "cache_audits_kind_idx" ON "cache_audits" USING btree ("kind","task","created_at");--> statement-breakpoint
+CREATE INDEX "cache_audits_item_idx" ON "cache_audits" USING btree ("item_id");

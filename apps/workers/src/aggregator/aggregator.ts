@@ -382,7 +382,11 @@ export class Aggregator {
             if (info.finishedJobs.length > 0) this.opts.onJobsFinished?.(info.finishedJobs);
           },
           ...(this.opts.onCallAnswered
-            ? { onCallAnswered: (info: { callItems: number; rows: NewResult[] }) => this.opts.onCallAnswered!({ ...info, parcel: rep, textOf: (id: number) => items.find((i) => i.itemId === id)?.text }) }
+            ? {
+                // Not awaited: sampling for re-checks must not delay the parcels (docs/quality.md).
+                onCallAnswered: (info: { callItems: number; rows: NewResult[] }) =>
+                  void this.opts.onCallAnswered!({ ...info, parcel: rep, textOf: (id: number) => items.find((i) => i.itemId === id)?.text }),
+              }
             : {}),
         },
         items,

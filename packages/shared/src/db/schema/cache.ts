@@ -43,5 +43,5 @@ export const cacheAudits = pgTable(
     /** semantic | learned (docs/quality.md); `score` holds the learned cache's confidence. */
     kind: text("kind").notNull().default("semantic"),
   },
-  (t) => [index("cache_audits_task_idx").on(t.task, t.createdAt), index("cache_audits_kind_idx").on(t.kind, t.task, t.createdAt)],
+  (t) => [index("cache_audits_task_idx").on(t.task, t.createdAt), index("cache_audits_kind_idx").on(t.kind, t.task, t.createdAt), index("cache_audits_item_idx").on(t.itemId)],
 );
