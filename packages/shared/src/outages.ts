@@ -56,7 +56,8 @@ function chain(e: unknown): Error[] {
   const out: Error[] = [];
   let cur: unknown = e;
   for (let i = 0; i < 6 && cur !== undefined && cur !== null; i++) {
-    const err = coerceError(cur);
+    // The raw error, not coerceError's: that one hides a database error's code behind a summary.
+    const err = cur instanceof Error ? cur : coerceError(cur);
     out.push(err);
     cur = (err as { cause?: unknown }).cause;
   }
