@@ -32,9 +32,12 @@ function call(i: number) {
 const gauges = async () => parseVllmGauges(await (await fetch(`${sim.url}/vllm/metrics`)).text());
 
 test("requests beyond the KV cache wait; /metrics shows running, waiting and KV usage of that state", async () => {
+  // Slow enough that none finishes before all ten arrived, even on a loaded machine.
+  sim.vllmControl({ slowdown: 20 });
   const all = Array.from({ length: 10 }, (_, i) => call(i));
-  await new Promise((r) => setTimeout(r, 30));
+  for (let i = 0; i < 100 && sim.vllmStatus().running + sim.vllmStatus().waiting < 10; i++) await new Promise((r) => setTimeout(r, 20));
   const g = await gauges();
+  sim.vllmControl({ slowdown: 1 });
   assert.ok(g.running >= 1 && g.running <= 4, `at most 4 fit in the KV cache (running ${g.running})`);
   assert.equal(g.running + g.waiting, 10);
   assert.ok(g.kv > 0.5 && g.kv <= 1, `KV usage ${g.kv}`);
