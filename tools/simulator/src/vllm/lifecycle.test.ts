@@ -95,3 +95,14 @@ test("slowdown: the same request takes about that many times longer", async () =
     sim.vllmControl({ slowdown: 1 });
   }
 });
+
+test("hang: no route answers and running requests stall, then the engine serves again", async () => {
+  const inFlight = call(9);
+  await new Promise((r) => setTimeout(r, 10));
+  sim.vllmControl({ hang: { seconds: 0.6 } });
+  assert.equal(sim.vllmStatus().state, "hung");
+  await assert.rejects(fetch(`${sim.url}/vllm/health`, { signal: AbortSignal.timeout(300) }), "health does not answer while hung");
+  await new Promise((r) => setTimeout(r, 400));
+  assert.equal((await fetch(`${sim.url}/vllm/health`)).status, 200);
+  assert.ok((await inFlight).choices[0]!.message.content, "the stalled request finishes after the hang");
+});
