@@ -144,6 +144,27 @@ describe("GPU lane: adaptive limiters, drain and failover over two simulated vLL
     assert.equal(served[0]!.n, 50);
   });
 
+  test("an engine that stops answering (frozen, nothing reset) is drained within seconds; its calls go to the other", async () => {
+    const pool = h.workers!.gpu!;
+    const jobId = await submit(300, "hang");
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    engines[1]!.vllmControl({ hang: { seconds: 4 } });
+    let drainedAfter = -1;
+    for (let i = 0; i < 60 && drainedAfter < 0; i++) {
+      if (pool.snapshot()[1]!.health === "drained") drainedAfter = Date.now() - t0;
+      else await new Promise((r) => setTimeout(r, 50));
+    }
+    // Calls time out only after SIEVE_CALL_TIMEOUT_MS (20 s); the health probe notices in about a second.
+    assert.ok(drainedAfter >= 0 && drainedAfter < 3_000, `drained after ${drainedAfter} ms`);
+    const job = await waitForJob(h, "acme", jobId, 120_000);
+    assert.equal(job.status, "completed");
+    const r = await integrity(h, jobId);
+    assert.deepEqual([r.items, r.results, r.distinct, r.ok], [300, 300, 300, 300]);
+    for (let i = 0; i < 80 && pool.snapshot()[1]!.health !== "healthy"; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(pool.snapshot()[1]!.health, "healthy", "back once it answers again");
+  });
+
   test("no healthy engine for the failover wait: items go to the cloud route, recorded and priced as it", async () => {
     for (const e of engines) e.vllmControl({ crash: { downS: 60, loadingS: 0 } });
     const started = Date.now();

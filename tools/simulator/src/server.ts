@@ -29,6 +29,8 @@ export const VllmControl = z
     crash: z.object({ downS: z.number().min(0), loadingS: z.number().min(0) }).strict().optional(),
     /** Every step costs this many times more (1 = normal). */
     slowdown: z.number().min(0.01).max(1000).optional(),
+    /** Frozen for this many seconds: no route answers, running requests make no progress. */
+    hang: z.object({ seconds: z.number().min(0) }).strict().optional(),
   })
   .strict();
 export type VllmControl = z.infer<typeof VllmControl>;
@@ -269,6 +271,7 @@ export async function startSimulator(opts: StartSimulatorOptions = {}): Promise<
     vllmControl(cmd) {
       const c = VllmControl.parse(cmd);
       if (c.slowdown !== undefined) state.vllm.setSlowdown(c.slowdown);
+      if (c.hang) state.vllm.hang(c.hang.seconds);
       if (c.crash) state.vllm.crash(c.crash.downS, c.crash.loadingS);
       else if (c.restart) state.vllm.restart(c.restart.loadingS);
       logger.info({ vllm: c }, "simulator vLLM control");

@@ -52,6 +52,8 @@ class Engine {
   inFlight = 0;
   health: Health = "unknown";
   failures = 0;
+  /** Consecutive monitor rounds in which both /metrics and /health failed. */
+  probeFailures = 0;
   drain = Engine.drainController();
   constructor(
     readonly cfg: GpuEngineConfig,
@@ -74,9 +76,13 @@ class Engine {
     this.limiter = new AdaptiveLimiter(this.limiterOpts);
     this.drain = Engine.drainController();
     this.failures = 0;
+    this.probeFailures = 0;
     this.health = "healthy";
   }
 }
+
+/** Monitor rounds in a row with /metrics and /health both failing before an engine is drained. @defaultValue 2 */
+const PROBE_FAILURES_TO_DRAIN = 2;
 
 export class GpuPool implements LlmProvider {
   readonly name = "vllm" as const;
@@ -130,7 +136,7 @@ export class GpuPool implements LlmProvider {
   }
 
   private async probe(e: Engine): Promise<void> {
-    const timeoutMs = Math.max(1_000, this.o.pollMs * 2);
+    const timeoutMs = Math.max(500, this.o.pollMs * 2);
     if (e.health !== "healthy") {
       if (await e.provider.health({ timeoutMs })) {
         this.o.log.info({ engine: e.label }, "vLLM engine healthy: taking work");
@@ -141,17 +147,21 @@ export class GpuPool implements LlmProvider {
     try {
       const m = await e.provider.metrics({ timeoutMs });
       e.limiter.onGauges({ running: m.requestsRunning, waiting: m.requestsWaiting, kvUsage: m.kvCacheUsage }, Date.now());
+      e.probeFailures = 0;
     } catch (err) {
       // A slow or missing /metrics only makes the gauges stale (the limiter stops growing); the
-      // engine is failing only if /health says so too.
-      if (!(await e.provider.health({ timeoutMs }))) this.fail(e, `health check failed after metrics: ${coerceError(err).message}`);
+      // engine is failing when /health fails too, twice in a row (a frozen server never fails a
+      // call before its timeout: the probes are what notice it).
+      if (await e.provider.health({ timeoutMs })) return;
+      e.probeFailures++;
+      this.fail(e, `/metrics and /health failed: ${coerceError(err).message}`, e.probeFailures >= PROBE_FAILURES_TO_DRAIN);
     }
   }
 
-  private fail(e: Engine, why: string): void {
+  private fail(e: Engine, why: string, drainNow = false): void {
     e.failures++;
     e.limiter.onFailure(Date.now());
-    if (e.health === "healthy" && e.failures >= this.o.failAfter) {
+    if (e.health === "healthy" && (drainNow || e.failures >= this.o.failAfter)) {
       e.health = "drained";
       gpuMetrics.drains.inc({ engine: e.label });
       this.o.log.warn({ engine: e.label, why, inFlight: e.inFlight }, "vLLM engine drained: its calls go to the other engines");

@@ -103,7 +103,11 @@ export const Env = z
     SIEVE_WORKER_CONCURRENCY: Int(8, 1, 1000),
     /** Timeout of one LLM call, in ms. @defaultValue 60000 */
     SIEVE_CALL_TIMEOUT_MS: Int(60_000, 100),
-    /** Attempts for transient provider failures (5xx, timeouts) before an item ends with an error. @defaultValue 6 */
+    /**
+     * BullMQ attempts of a parcel. Transient provider failures (5xx, timeouts) of realtime parcels
+     * are bounded by time instead (the item's deadline or SIEVE_RETRY_WINDOW_MS; docs/gpu-lane.md,
+     * "Outages"). @defaultValue 6
+     */
     SIEVE_MAX_ATTEMPTS: Int(6, 1, 100),
     /** First retry delay for transient failures (exponential), in ms. @defaultValue 1000 */
     SIEVE_RETRY_BASE_MS: Int(1000, 1),

@@ -34,7 +34,7 @@ export interface VllmOptions {
 }
 
 /** Lifecycle of the simulated server process. */
-export type EngineState = "ready" | "down" | "loading";
+export type EngineState = "ready" | "down" | "loading" | "hung";
 
 /** What a request's answer costs the engine, known once the answer is written. */
 export interface GenerationWork {
@@ -83,6 +83,7 @@ export class VllmEngine {
   /** "ready", "down" (the process is gone: connections are reset) or "loading" (HTTP 503). */
   get state(): EngineState {
     const now = Date.now();
+    if (this.lifecycle.state === "hung" && now >= this.lifecycle.until) this.unhang();
     const l = this.lifecycle;
     if (l.state === "down" && now >= l.until) this.lifecycle = { state: "loading", until: l.until + l.loadingMs, loadingMs: 0 };
     const m = this.lifecycle;
@@ -102,6 +103,30 @@ export class VllmEngine {
     this.scheduler.crash();
     this.resetCounters();
     this.lifecycle = { state: "down", until: Date.now() + downS * 1000, loadingMs: loadingS * 1000 };
+  }
+
+  /**
+   * A frozen server: for `seconds`, no route answers (requests are held until the client gives
+   * up) and requests already running make no progress. Then it serves again.
+   */
+  hang(seconds: number): void {
+    if (this.lifecycle.state !== "hung") this.slowdownBeforeHang = this.scheduler.slowdown;
+    this.scheduler.slowdown = 1e9;
+    this.lifecycle = { state: "hung", until: Date.now() + seconds * 1000, loadingMs: 0 };
+    clearTimeout(this.hangTimer);
+    this.hangTimer = setTimeout(() => this.unhang(), seconds * 1000);
+    this.hangTimer.unref?.();
+  }
+
+  private slowdownBeforeHang = 1;
+  private hangTimer: NodeJS.Timeout | undefined;
+
+  private unhang(): void {
+    clearTimeout(this.hangTimer);
+    if (this.lifecycle.state !== "hung") return;
+    this.lifecycle = { state: "ready", until: 0, loadingMs: 0 };
+    this.scheduler.advance();
+    this.scheduler.slowdown = this.slowdownBeforeHang;
   }
 
   /** Every decode step and prefill costs `factor` times more (1 = normal). */

@@ -32,9 +32,12 @@ function call(i: number) {
 const gauges = async () => parseVllmGauges(await (await fetch(`${sim.url}/vllm/metrics`)).text());
 
 test("requests beyond the KV cache wait; /metrics shows running, waiting and KV usage of that state", async () => {
+  // Slow enough that none finishes before all ten arrived, even on a loaded machine.
+  sim.vllmControl({ slowdown: 20 });
   const all = Array.from({ length: 10 }, (_, i) => call(i));
-  await new Promise((r) => setTimeout(r, 30));
+  for (let i = 0; i < 100 && sim.vllmStatus().running + sim.vllmStatus().waiting < 10; i++) await new Promise((r) => setTimeout(r, 20));
   const g = await gauges();
+  sim.vllmControl({ slowdown: 1 });
   assert.ok(g.running >= 1 && g.running <= 4, `at most 4 fit in the KV cache (running ${g.running})`);
   assert.equal(g.running + g.waiting, 10);
   assert.ok(g.kv > 0.5 && g.kv <= 1, `KV usage ${g.kv}`);
@@ -91,4 +94,15 @@ test("slowdown: the same request takes about that many times longer", async () =
   } finally {
     sim.vllmControl({ slowdown: 1 });
   }
+});
+
+test("hang: no route answers and running requests stall, then the engine serves again", async () => {
+  const inFlight = call(9);
+  await new Promise((r) => setTimeout(r, 10));
+  sim.vllmControl({ hang: { seconds: 0.6 } });
+  assert.equal(sim.vllmStatus().state, "hung");
+  await assert.rejects(fetch(`${sim.url}/vllm/health`, { signal: AbortSignal.timeout(300) }), "health does not answer while hung");
+  await new Promise((r) => setTimeout(r, 400));
+  assert.equal((await fetch(`${sim.url}/vllm/health`)).status, 200);
+  assert.ok((await inFlight).choices[0]!.message.content, "the stalled request finishes after the hang");
 });

@@ -80,7 +80,7 @@ function authorizeIfKeyed(ctx: RouteContext): void {
 
 /**
  * The engine's lifecycle in front of every /vllm route: a crashed server resets connections
- * (the process is gone), a loading one answers 503 (`/health` is how vLLM says "not ready";
+ * (the process is gone), a hung one never answers, a loading one answers 503 (`/health` is how vLLM says "not ready";
  * https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html). A crash in the middle
  * of a request cuts its connection.
  */
@@ -95,6 +95,10 @@ function gated(route: Route): Route {
       }
       if (state === "loading") {
         sendText(ctx.res, 503, "", "text/plain");
+        return;
+      }
+      if (state === "hung") {
+        await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
         return;
       }
       try {
