@@ -136,6 +136,14 @@ describe("operator console: rollups, Bull Board, retry", () => {
     assert.match(body, /No GPU engines configured/);
   });
 
+  test("bad page parameters are a 400 naming the field", async () => {
+    for (const [path, field] of [["/admin?range=year", "range"], ["/admin/jobs?status=done", "status"], ["/admin/jobs?before=yesterday", "before"], ["/admin/batches?state=gone", "state"], [`/admin/jobs/${failedJob}?after=x`, "after"]] as const) {
+      const r = await admin(h, path);
+      assert.equal(r.status, 400, path);
+      assert.match(await r.text(), new RegExp(`${field}: expected`), path);
+    }
+  });
+
   test("basic auth: a wrong password is refused everywhere under /admin", async () => {
     for (const path of ["/admin", "/admin/jobs", "/admin/queues", "/admin/queues/api/queues"]) {
       const r = await fetch(`${h.api.url}${path}`, { headers: { authorization: `Basic ${Buffer.from("admin:wrong").toString("base64")}` } });
