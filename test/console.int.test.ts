@@ -124,6 +124,9 @@ describe("operator console: rollups, Bull Board, retry", () => {
     const page = await (await admin(h, "/admin/queues")).text();
     assert.ok(page.includes("Sieve queues"));
     assert.doesNotMatch(page, /(href|src)="https?:/);
+    // The menu links back into the console (uiConfig.miscLinks, rendered into the page's UI config).
+    const ui = JSON.parse(/<script id="__UI_CONFIG__" type="application\/json">([\s\S]*?)<\/script>/.exec(page)?.[1] ?? "{}");
+    assert.deepEqual(ui.miscLinks.map((l: { url: string }) => l.url), ["/admin", "/admin/jobs", "/admin/batches"]);
   });
 
   test("lanes: the configured vLLM server is sampled; without any engine source the page says so", async () => {
