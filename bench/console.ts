@@ -9,6 +9,10 @@
  * Starts the real API (startApi) on it and times every console page over HTTP with basic auth:
  * 2 warm-up requests, then `runs` timed ones. Writes bench/results/console-<date>.json and
  * console-latest.json with, per page, p50_ms, max_ms and under_200ms (every timed request < 200 ms).
+ *
+ * First, on the empty database, what the rollups add to the write path: 400 recordOutcome calls of
+ * 25 results each (one LLM call row), timed whole, and the rollup upsert alone timed in 400 more
+ * transactions (key `write_overhead`: record_outcome_ms_avg, rollup_ms_avg).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -16,7 +20,9 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
-import { createLogger, parseEnv, providerEndpoints, queryOne } from "@sieve/shared";
+import { createLogger, parseEnv, providerEndpoints, queryOne, recordOutcome, type Db, type NewResult } from "@sieve/shared";
+import { createJob } from "@sieve/shared/db/ops/jobs";
+import { rollupOutcome } from "@sieve/shared/db/ops/rollups";
 import { createTestDb, testPrefix } from "@sieve/shared/db/testing";
 import { startApi } from "@sieve/producer/server";
 
@@ -97,11 +103,37 @@ async function seed(db: Awaited<ReturnType<typeof createTestDb>>["db"]): Promise
   return { ...n, seed_s: Math.round((Date.now() - t0) / 100) / 10 };
 }
 
+/** The write path with rollups: recordOutcome of 25-item calls, and the rollup statement alone. */
+async function writeOverhead(db: Db): Promise<{ calls: number; record_outcome_ms_avg: number; rollup_ms_avg: number }> {
+  const N = 400;
+  const PER = 25;
+  await db.execute(sql`insert into tenants (id, name) values ('w', 'w') on conflict do nothing`);
+  const created = await createJob(db, {
+    id: "job_write_overhead", tenantId: "w", task: "classify", params: { task: "classify", labels: ["a", "b"] }, lane: "realtime",
+    provider: "openai", model: "gpt-4.1-mini", promptVersion: "classify.v1", batchKey: "bk-w",
+    items: Array.from({ length: N * PER }, (_, i) => ({ externalId: `w${i}`, text: `write overhead item ${i}` })),
+  });
+  const call = { tenantId: "w", provider: "openai", model: "gpt-4.1-mini", lane: "realtime", batchKey: "bk-w", itemCount: PER, inputTokens: 900, outputTokens: 200, latencyMs: 420, costUsd: "0.00068000", outcome: "ok", validCount: PER };
+  const rows = (k: number): NewResult[] => created.slice(k * PER, (k + 1) * PER).map((it) => ({ itemId: it.id, jobId: "job_write_overhead", tenantId: "w", status: "ok", output: { label: "a" }, provider: "openai", model: "gpt-4.1-mini", costUsd: 0.0000272 }));
+  let t = performance.now();
+  for (let k = 0; k < N; k++) await recordOutcome(db, call, rows(k));
+  const record = (performance.now() - t) / N;
+  const laneOf = new Map([["job_write_overhead", "realtime"]]);
+  t = performance.now();
+  for (let k = 0; k < N; k++) await db.transaction((tx) => rollupOutcome(tx as unknown as Db, call, rows(k), laneOf));
+  const rollup = (performance.now() - t) / N;
+  await db.execute(sql`delete from jobs where id = 'job_write_overhead'`);
+  await db.execute(sql`delete from llm_calls; delete from rollup_minute; delete from rollup_errors; delete from tenants where id = 'w'`);
+  return { calls: N, record_outcome_ms_avg: Math.round(record * 100) / 100, rollup_ms_avg: Math.round(rollup * 100) / 100 };
+}
+
 async function main(): Promise<void> {
   const db = await createTestDb("sieve_bench_console");
   const log = createLogger({ level: "silent" });
   let api: Awaited<ReturnType<typeof startApi>> | undefined;
   try {
+    const write_overhead = await writeOverhead(db.db);
+    console.log("write path:", write_overhead);
     console.log(`seeding ${ITEMS.toLocaleString()} items ...`);
     const seeded = await seed(db.db);
     console.log(seeded);
@@ -144,7 +176,7 @@ async function main(): Promise<void> {
     }
     console.log("\npage                               p50 ms   max ms   < 200 ms");
     for (const r of out) console.log(`${r.page.padEnd(34)} ${String(r.p50_ms).padStart(7)} ${String(r.max_ms).padStart(8)}   ${r.under_200ms ? "yes" : "NO"}`);
-    const result = { date: new Date().toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model }, items: ITEMS, runs: RUNS, seeded, pages: out, all_under_200ms: out.every((r) => r.under_200ms) };
+    const result = { date: new Date().toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model }, items: ITEMS, runs: RUNS, seeded, write_overhead, pages: out, all_under_200ms: out.every((r) => r.under_200ms) };
     const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), "results");
     mkdirSync(dir, { recursive: true });
     const tag = ITEMS === 1_000_000 ? "console" : `console-${ITEMS}`;

@@ -124,6 +124,9 @@ describe("operator console: rollups, Bull Board, retry", () => {
     const page = await (await admin(h, "/admin/queues")).text();
     assert.ok(page.includes("Sieve queues"));
     assert.doesNotMatch(page, /(href|src)="https?:/);
+    // The menu links back into the console (uiConfig.miscLinks, rendered into the page's UI config).
+    const ui = JSON.parse(/<script id="__UI_CONFIG__" type="application\/json">([\s\S]*?)<\/script>/.exec(page)?.[1] ?? "{}");
+    assert.deepEqual(ui.miscLinks.map((l: { url: string }) => l.url), ["/admin", "/admin/jobs", "/admin/batches"]);
   });
 
   test("lanes: the configured vLLM server is sampled; without any engine source the page says so", async () => {
@@ -134,6 +137,14 @@ describe("operator console: rollups, Bull Board, retry", () => {
     const res = { type: () => res, send: (b: string) => void (body = b) } as unknown as Response;
     await lanesPage({ ...h.api.ctx }, [], undefined, {} as Request, res);
     assert.match(body, /No GPU engines configured/);
+  });
+
+  test("bad page parameters are a 400 naming the field", async () => {
+    for (const [path, field] of [["/admin?range=year", "range"], ["/admin/jobs?status=done", "status"], ["/admin/jobs?before=yesterday", "before"], ["/admin/batches?state=gone", "state"], [`/admin/jobs/${failedJob}?after=x`, "after"]] as const) {
+      const r = await admin(h, path);
+      assert.equal(r.status, 400, path);
+      assert.match(await r.text(), new RegExp(`${field}: expected`), path);
+    }
   });
 
   test("basic auth: a wrong password is refused everywhere under /admin", async () => {

@@ -61,3 +61,13 @@ export const int = (n: number): string => Math.round(n).toLocaleString("en-US");
 export const pct = (n: number | null | undefined): string => (n === null || n === undefined || !Number.isFinite(n) ? "–" : `${(n * 100).toFixed(1)}%`);
 export const ms = (n: number | null | undefined): string => (n === null || n === undefined ? "–" : n >= 10_000 ? `${(n / 1000).toFixed(0)} s` : `${Math.round(n)} ms`);
 export const when = (d: Date | string | null | undefined): string => (d ? new Date(d).toISOString().replace("T", " ").slice(0, 19) : "–");
+
+/** Bad input on a console page: 400 naming the field (house rule: never a silent default or a 500). */
+export class BadParam extends Error {
+  constructor(
+    readonly field: string,
+    readonly hint: string,
+  ) {
+    super(`${field}: ${hint}`);
+  }
+}

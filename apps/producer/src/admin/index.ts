@@ -15,7 +15,7 @@ import { basicAuth } from "../auth.js";
 import { bullBoardRouter } from "./bullboard.js";
 import { csrfCheck, csrfToken } from "./csrf.js";
 import type { EngineSource } from "./engines.js";
-import { esc, layout, html } from "./html.js";
+import { BadParam, esc, layout, html } from "./html.js";
 import { retryFailedItems } from "./jobs.js";
 import { batchPage, batchesPage } from "./pages/batches.js";
 import { jobPage, jobsPage } from "./pages/jobs.js";
@@ -41,6 +41,10 @@ export function adminRouter(ctx: ApiContext, queues: Queue[], opts: { engines?: 
   // Database or Redis trouble on a page: 503 with Retry-After, never a 500 (house rule).
   const page = (fn: Handler) => (req: Request, res: Response, next: NextFunction) => {
     fn(req, res).catch((e) => {
+      if (e instanceof BadParam) {
+        res.status(400).type("html").send(layout({ title: "Bad request", active: "", body: html`<p class="flash">${e.message}</p>` }));
+        return;
+      }
       ctx.log.warn({ err: coerceError(e).message, path: req.path }, "console page failed");
       if (res.headersSent) return next(e);
       res.status(503).setHeader("Retry-After", "5");

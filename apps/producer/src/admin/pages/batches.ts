@@ -7,7 +7,7 @@ import { requestOutcomes } from "@sieve/shared/db/ops/batchViews";
 import { BATCH_STATES } from "@sieve/shared/db/schema/index";
 import type { ApiContext } from "../../context.js";
 import { csrfField } from "../csrf.js";
-import { html, int, layout, usd, when } from "../html.js";
+import { BadParam, html, int, layout, usd, when } from "../html.js";
 
 interface BatchListRow {
   id: number;
@@ -29,7 +29,8 @@ interface BatchListRow {
 }
 
 export async function batchesPage(ctx: ApiContext, req: Request, res: Response): Promise<void> {
-  const state = typeof req.query.state === "string" && (BATCH_STATES as readonly string[]).includes(req.query.state) ? req.query.state : undefined;
+  const state = typeof req.query.state === "string" && req.query.state ? req.query.state : undefined;
+  if (state && !(BATCH_STATES as readonly string[]).includes(state)) throw new BadParam("state", `expected one of ${BATCH_STATES.join(", ")}`);
   const rows = await queryRows<BatchListRow>(
     ctx.db,
     sql`select id::int, provider, model, state, provider_status as "providerStatus", provider_batch_id as "providerBatchId", tenant_ids as "tenantIds",

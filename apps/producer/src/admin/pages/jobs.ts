@@ -2,7 +2,7 @@
 import type { Request, Response } from "express";
 import type { ApiContext } from "../../context.js";
 import { csrfField } from "../csrf.js";
-import { html, int, layout, ms, usd, when } from "../html.js";
+import { BadParam, html, int, layout, ms, usd, when } from "../html.js";
 import { JOB_STATUSES, getJobAny, jobItems, jobMoney, listJobs, type ItemRow } from "../jobs.js";
 
 export async function jobsPage(ctx: ApiContext, req: Request, res: Response): Promise<void> {
@@ -15,7 +15,9 @@ export async function jobsPage(ctx: ApiContext, req: Request, res: Response): Pr
   const tenant = q("tenant");
   const status = q("status");
   const before = q("before");
-  const rows = await listJobs(ctx.db, { tenant, status: status && (JOB_STATUSES as readonly string[]).includes(status) ? status : undefined, before, limit: 50 });
+  if (status && !(JOB_STATUSES as readonly string[]).includes(status)) throw new BadParam("status", `expected one of ${JOB_STATUSES.join(", ")}`);
+  if (before && Number.isNaN(Date.parse(before))) throw new BadParam("before", "expected an ISO date");
+  const rows = await listJobs(ctx.db, { tenant, status, before, limit: 50 });
   const qs = (extra: string) => `?${tenant ? `tenant=${encodeURIComponent(tenant)}&` : ""}${status ? `status=${status}&` : ""}${extra}`;
   const body = html`
 <form method="get" class="inline" id="job-search">
@@ -55,7 +57,8 @@ export async function jobPage(ctx: ApiContext, req: Request, res: Response): Pro
     res.status(404).type("html").send(layout({ title: "Job not found", active: "jobs", body: html`<p>No job with id ${String(req.params.id)}. <a href="/admin/jobs">Find a job</a></p>` }));
     return;
   }
-  const after = Number.isInteger(Number(req.query.after)) ? Number(req.query.after) : -1;
+  if (req.query.after !== undefined && !/^\d{1,9}$/.test(String(req.query.after))) throw new BadParam("after", "expected an item position (integer)");
+  const after = req.query.after === undefined ? -1 : Number(req.query.after);
   const [items, money] = await Promise.all([jobItems(ctx.db, job.id, after, 100), jobMoney(ctx.db, job.id)]);
   const flash = typeof req.query.flash === "string" ? req.query.flash.slice(0, 200) : undefined;
   const last = items.page[items.page.length - 1];

@@ -2,12 +2,13 @@
 import type { Request, Response } from "express";
 import { loadPriceTable } from "@sieve/shared";
 import type { ApiContext } from "../../context.js";
-import { html, int, jsonScript, layout, ms, pct, usd } from "../html.js";
+import { BadParam, html, int, jsonScript, layout, ms, pct, usd } from "../html.js";
 import { RANGES, audits, errorsByCode, latency, rangeStart, savingsOf, series, sumsByKey, total, type RangeName } from "../queries.js";
 
 export function rangeOf(req: Request): RangeName {
   const r = String(req.query.range ?? "hour");
-  return r in RANGES ? (r as RangeName) : "hour";
+  if (!(r in RANGES)) throw new BadParam("range", `expected one of ${Object.keys(RANGES).join(", ")}`);
+  return r as RangeName;
 }
 
 function stat(id: string, label: string, value: string, title?: string) {
