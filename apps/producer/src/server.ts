@@ -1,7 +1,7 @@
 /** Builds the API context (queues, waiter) and starts the HTTP server. */
 import type { Server } from "node:http";
 import { Queue } from "bullmq";
-import { BATCH_LANE_QUEUE, MAINTENANCE_QUEUE, createRedis, realtimeQueueName, type Db, type Env, type Logger, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
+import { BATCH_LANE_QUEUE, LEARNED_AUDIT_QUEUE, LEARNED_FILL_QUEUE, MAINTENANCE_QUEUE, RECHECK_QUEUE, createRedis, realtimeQueueName, type Db, type Env, type Logger, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
 import { createApp } from "./app.js";
 import type { ApiContext } from "./context.js";
 import { JobWaiter } from "./waiter.js";
@@ -50,6 +50,9 @@ export async function startApi(opts: {
   const extraQueues = [new Queue(MAINTENANCE_QUEUE, { connection: queueConn, prefix })];
   // Batch lane housekeeping queue in Bull Board (issue 4).
   if (env.SIEVE_BATCH_LANE) extraQueues.push(new Queue(BATCH_LANE_QUEUE, { connection: queueConn, prefix }));
+  // Answer-quality queues in Bull Board (docs/quality.md).
+  if (env.SIEVE_RECHECK_RATE > 0) extraQueues.push(new Queue(RECHECK_QUEUE, { connection: queueConn, prefix }));
+  if (env.SIEVE_LEARNED_CACHE) extraQueues.push(new Queue(LEARNED_FILL_QUEUE, { connection: queueConn, prefix }), new Queue(LEARNED_AUDIT_QUEUE, { connection: queueConn, prefix }));
   const waiter = new JobWaiter(createRedis(env.REDIS_URL, "subscriber"), prefix, opts.log);
   const ownSemantic =
     !opts.semantic && env.SIEVE_CACHE_ENABLED && env.SIEVE_SEMANTIC_CACHE !== "off"
