@@ -111,6 +111,10 @@ for (const ds of datasets) {
       for (const maxError of [0.01, 0.05]) variants[`${kind}-${labelsName}-bound-${maxError * 100}pct`] = replayLearned(items, { kind, ...LEARNED, maxError, seed: 21 });
     }
   }
+  // A short calibration window (recent points only): measured, not the default (docs/quality.md).
+  for (const [labelsName, items] of [["llm-labels", noisy], ["gold-labels", clean]] as const) {
+    for (const maxError of [0.01, 0.05]) variants[`knn-${labelsName}-bound-${maxError * 100}pct-window-1000`] = replayLearned(items, { kind: "knn", ...LEARNED, maxError, seed: 21, calibrationWindow: 1_000 });
+  }
   for (const [k, v] of Object.entries(variants)) {
     log(`  (b) learned ${k}: answered ${(v.answeredShare * 100).toFixed(1)}% (2nd half ${(v.answeredShareSecondHalf * 100).toFixed(1)}%), error vs gold ${v.errorRate === null ? "-" : (v.errorRate * 100).toFixed(2) + "%"} (2nd half ${v.errorRateSecondHalf === null ? "-" : (v.errorRateSecondHalf * 100).toFixed(2) + "%"}), threshold ${v.finalThreshold?.toFixed(3) ?? "none"}, model ${v.modelSeconds.toFixed(1)} s`);
   }

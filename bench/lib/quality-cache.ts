@@ -57,9 +57,16 @@ function shareAndError(answered: number, wrong: number, total: number): ShareAnd
 
 export function replayLearned(
   stream: readonly ReplayItem[],
-  opts: { kind: ClassifierKind; maxError: number; minExamples: number; auditRate: number; seed: number },
+  opts: { kind: ClassifierKind; maxError: number; minExamples: number; auditRate: number; seed: number; calibrationWindow?: number },
 ): LearnedReplay {
-  const cache = new LearnedCache({ maxError: opts.maxError, minExamples: opts.minExamples, auditRate: opts.auditRate, dimensions: 512, kind: opts.kind });
+  const cache = new LearnedCache({
+    maxError: opts.maxError,
+    minExamples: opts.minExamples,
+    auditRate: opts.auditRate,
+    dimensions: 512,
+    kind: opts.kind,
+    ...(opts.calibrationWindow ? { calibrationWindow: opts.calibrationWindow } : {}),
+  });
   const audit = rng(opts.seed);
   const half = Math.floor(stream.length / 2);
   const counts = [

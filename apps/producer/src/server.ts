@@ -1,7 +1,7 @@
 /** Builds the API context (queues, waiter) and starts the HTTP server. */
 import { createServer, type Server } from "node:http";
 import { Queue } from "bullmq";
-import { BATCH_LANE_QUEUE, BULK_INBOX_QUEUE, CACHE_AUDIT_QUEUE, CACHE_FILL_QUEUE, DependencyMonitor, MAINTENANCE_QUEUE, createRedis, dependencyPorts, ping, semanticTaskSet, realtimeQueueName, type Db, type Env, type Logger, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
+import { BATCH_LANE_QUEUE, BULK_INBOX_QUEUE, CACHE_AUDIT_QUEUE, CACHE_FILL_QUEUE, DependencyMonitor, LEARNED_AUDIT_QUEUE, LEARNED_FILL_QUEUE, MAINTENANCE_QUEUE, RECHECK_QUEUE, createRedis, dependencyPorts, ping, semanticTaskSet, realtimeQueueName, type Db, type Env, type Logger, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
 import { createApp } from "./app.js";
 import type { ApiContext } from "./context.js";
 import { JobWaiter } from "./waiter.js";
@@ -62,6 +62,9 @@ export async function startApi(opts: {
   // Every queue Sieve runs is listed in Bull Board (docs/console.md).
   if (env.SIEVE_CACHE_ENABLED) for (const n of [CACHE_FILL_QUEUE, CACHE_AUDIT_QUEUE]) extraQueues.push(new Queue(n, { connection: queueConn, prefix }));
   if (env.SIEVE_BULK_CRON) extraQueues.push(new Queue(BULK_INBOX_QUEUE, { connection: queueConn, prefix }));
+  // Answer-quality queues in Bull Board (docs/quality.md).
+  if (env.SIEVE_RECHECK_RATE > 0) extraQueues.push(new Queue(RECHECK_QUEUE, { connection: queueConn, prefix }));
+  if (env.SIEVE_LEARNED_CACHE) extraQueues.push(new Queue(LEARNED_FILL_QUEUE, { connection: queueConn, prefix }), new Queue(LEARNED_AUDIT_QUEUE, { connection: queueConn, prefix }));
   const subscriber = createRedis(env.REDIS_URL, "subscriber");
   // Every connection and Queue reports here: one JSON log line per outage, never a raw stack.
   for (const [e, name] of [[redis, "redis"], [queueConn, "redis queues"], [subscriber, "redis events"]] as const) monitor.watch(e, name);

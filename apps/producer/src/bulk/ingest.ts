@@ -163,7 +163,8 @@ export async function ingestBulk(ctx: ApiContext, source: AsyncIterable<Buffer |
   const log = ctx.log.child({ jobId, tenantId, lane, provider: route.provider });
   // Semantic lookups embed every text on the CPU (tens of items/s with the embedded model): a
   // bulk upload uses them only when its header asks (cache.semantic: true); the exact cache is free.
-  const dctx: DedupContext = { tenantId, params, route, cache: { mode: "use", ...header.cache, semantic: header.cache?.semantic ?? false } };
+  // The learned cache (docs/quality.md) serves realtime requests only: bulk neither uses nor teaches it.
+  const dctx: DedupContext = { tenantId, params, route, cache: { mode: "use", ...header.cache, semantic: header.cache?.semantic ?? false, learned: false } };
   const useDedup = ctx.dedup && header.cache?.mode !== "bypass" ? ctx.dedup : undefined;
 
   const report: IngestReport = { jobId, lane, provider: route.provider, model: route.model, lines: 0, accepted: 0, rejected: 0, cached: 0, parcels: 0, errors: [], tenantId, bytes: 0, ...(notice ? { notice } : {}) };

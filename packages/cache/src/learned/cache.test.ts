@@ -111,7 +111,7 @@ describe("learned cache", () => {
         if (a.label !== x.label) wrong++;
       }
       const st = cache.stats(scope())!;
-      assert.ok(st.threshold !== undefined);
+      assert.ok(st.threshold !== undefined, `no threshold certified for bound ${maxError}`);
       const probe = new LearnedCache({ maxError: 0.5, minExamples: 1, auditRate: 0, dimensions: DIMS, kind: "knn" });
       for (const x of train) probe.learn(scope(), x.v, x.label);
       for (const x of held.slice(0, 1000)) {

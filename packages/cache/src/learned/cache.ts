@@ -33,6 +33,13 @@ export interface LearnedCacheOptions {
   delta?: number;
   /** See ThresholdCalibrator. @defaultValue 1 */
   startFactor?: number;
+  /**
+   * Most recent calibration points the threshold is computed from. A short window follows the
+   * current model more closely (older points come from a model that knew fewer examples) but,
+   * once the cache answers most confident items, holds too few points above the threshold and
+   * loses its certification (docs/quality.md). @defaultValue 20000
+   */
+  calibrationWindow?: number;
   /** Scopes kept in memory, least recently used dropped beyond. @defaultValue 1000 */
   maxScopes?: number;
 }
@@ -86,7 +93,7 @@ export class LearnedCache {
     if (!create) return undefined;
     m = {
       classifier: createClassifier(this.opts.kind ?? "knn", this.opts.dimensions, this.opts.classifier),
-      calibrator: new ThresholdCalibrator({ maxError: this.opts.maxError, delta: this.opts.delta ?? 0.05, startFactor: this.opts.startFactor ?? 1 }),
+      calibrator: new ThresholdCalibrator({ maxError: this.opts.maxError, delta: this.opts.delta ?? 0.05, startFactor: this.opts.startFactor ?? 1, window: this.opts.calibrationWindow ?? 20_000 }),
       answered: 0,
       audited: 0,
       auditDisagreements: 0,

@@ -33,3 +33,12 @@ test("routes: configured route must name a configured provider", () => {
   assert.throws(() => defaultRoute(env, providerEndpoints(env), "classify"), /not configured/);
   assert.deepEqual(defaultRoute(env, providerEndpoints(env), "translate"), { provider: "openai", model: "gpt-4.1-mini" });
 });
+
+test("answer quality: re-check off by default, rates in 0..1, recover at least the floor (hysteresis)", () => {
+  const env = parseEnv({});
+  assert.equal(env.SIEVE_RECHECK_RATE, 0);
+  assert.equal(env.SIEVE_LEARNED_CACHE, false);
+  assert.throws(() => parseEnv({ SIEVE_RECHECK_RATE: "1.5" }), /SIEVE_RECHECK_RATE/);
+  assert.throws(() => parseEnv({ SIEVE_RECHECK_FLOOR: "0.95", SIEVE_RECHECK_RECOVER: "0.9" }), /SIEVE_RECHECK_RECOVER: must be at least SIEVE_RECHECK_FLOOR/);
+  assert.throws(() => parseEnv({ SIEVE_LEARNED_MAX_ERROR: "0" }), /SIEVE_LEARNED_MAX_ERROR/);
+});
