@@ -5,7 +5,7 @@ import { DEFAULT_PRICES } from "@sieve/shared";
 import { latencyBucket } from "@sieve/shared/db/ops/rollups";
 import { quantile, savingsOf, type RollupSums } from "./queries.js";
 
-const zero: RollupSums = { itemsOk: 0, itemsFailed: 0, hitsExact: 0, hitsSemantic: 0, hitsCoalesced: 0, savedExact: 0, savedSemantic: 0, savedCoalesced: 0, calls: 0, callsFailed: 0, itemsSent: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cost: 0, packingTokens: 0 };
+const zero: RollupSums = { itemsOk: 0, itemsFailed: 0, hitsExact: 0, hitsSemantic: 0, hitsCoalesced: 0, savedExact: 0, savedSemantic: 0, savedCoalesced: 0, hitsLearned: 0, savedLearned: 0, calls: 0, callsFailed: 0, itemsSent: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cost: 0, packingTokens: 0 };
 
 test("savings: caches as recorded, packing at the input price, batch discount, local GPU against the reference model", () => {
   const s = savingsOf(

@@ -28,6 +28,8 @@ export interface RollupSums {
   savedExact: number;
   savedSemantic: number;
   savedCoalesced: number;
+  hitsLearned: number;
+  savedLearned: number;
   calls: number;
   callsFailed: number;
   itemsSent: number;
@@ -42,6 +44,7 @@ const SUMS = sql`coalesce(sum(items_ok), 0)::float8 as "itemsOk", coalesce(sum(i
   coalesce(sum(hits_exact), 0)::float8 as "hitsExact", coalesce(sum(hits_semantic), 0)::float8 as "hitsSemantic",
   coalesce(sum(hits_coalesced), 0)::float8 as "hitsCoalesced", coalesce(sum(saved_exact_usd), 0)::float8 as "savedExact",
   coalesce(sum(saved_semantic_usd), 0)::float8 as "savedSemantic", coalesce(sum(saved_coalesced_usd), 0)::float8 as "savedCoalesced",
+  coalesce(sum(hits_learned), 0)::float8 as "hitsLearned", coalesce(sum(saved_learned_usd), 0)::float8 as "savedLearned",
   coalesce(sum(calls), 0)::float8 as calls, coalesce(sum(calls_failed), 0)::float8 as "callsFailed", coalesce(sum(items_sent), 0)::float8 as "itemsSent",
   coalesce(sum(input_tokens), 0)::float8 as "inputTokens", coalesce(sum(output_tokens), 0)::float8 as "outputTokens",
   coalesce(sum(cached_input_tokens), 0)::float8 as "cachedInputTokens", coalesce(sum(cost_usd), 0)::float8 as cost,
@@ -55,6 +58,8 @@ export interface Savings {
   exact: number;
   semantic: number;
   coalesced: number;
+  /** Items the learned classification cache answered (docs/quality.md). */
+  learned: number;
   packing: number;
   batchDiscount: number;
   localGpu: number;
@@ -70,11 +75,12 @@ const isLocal = (provider: string, lane: string) => provider === "vllm" || lane 
  * cost. Local GPU: the same tokens at the reference cloud model's price, minus the recorded cost.
  */
 export function savingsOf(rows: Array<RollupSums & { provider: string; model: string; lane: string }>, prices: PriceTable, gpuReference: string): Savings {
-  const s: Savings = { exact: 0, semantic: 0, coalesced: 0, packing: 0, batchDiscount: 0, localGpu: 0, total: 0 };
+  const s: Savings = { exact: 0, semantic: 0, coalesced: 0, learned: 0, packing: 0, batchDiscount: 0, localGpu: 0, total: 0 };
   for (const r of rows) {
     s.exact += r.savedExact;
     s.semantic += r.savedSemantic;
     s.coalesced += r.savedCoalesced;
+    s.learned += r.savedLearned;
     const local = isLocal(r.provider, r.lane);
     const p = prices[local ? gpuReference : r.model];
     if (p && !local) s.packing += ((r.packingTokens * p.input) / 1e6) * (r.lane === "batch" ? BATCH_DISCOUNT : 1);
@@ -84,7 +90,7 @@ export function savingsOf(rows: Array<RollupSums & { provider: string; model: st
       s.localGpu += Math.max(0, costUsd(prices, gpuReference, usage).usd - r.cost);
     }
   }
-  s.total = s.exact + s.semantic + s.coalesced + s.packing + s.batchDiscount + s.localGpu;
+  s.total = s.exact + s.semantic + s.coalesced + s.learned + s.packing + s.batchDiscount + s.localGpu;
   return s;
 }
 
@@ -93,7 +99,7 @@ export async function sumsByKey(db: Db, since: Date, tenant?: string): Promise<A
 }
 
 export function total(rows: RollupSums[]): RollupSums {
-  const t: RollupSums = { itemsOk: 0, itemsFailed: 0, hitsExact: 0, hitsSemantic: 0, hitsCoalesced: 0, savedExact: 0, savedSemantic: 0, savedCoalesced: 0, calls: 0, callsFailed: 0, itemsSent: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cost: 0, packingTokens: 0 };
+  const t: RollupSums = { itemsOk: 0, itemsFailed: 0, hitsExact: 0, hitsSemantic: 0, hitsCoalesced: 0, savedExact: 0, savedSemantic: 0, savedCoalesced: 0, hitsLearned: 0, savedLearned: 0, calls: 0, callsFailed: 0, itemsSent: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cost: 0, packingTokens: 0 };
   for (const r of rows) for (const k of Object.keys(t) as Array<keyof RollupSums>) t[k] += r[k];
   return t;
 }
@@ -117,7 +123,7 @@ export async function series(db: Db, range: RangeName, since: Date, tenant?: str
     db,
     sql`select extract(epoch from date_bin(${bin}::interval, minute, ${since.toISOString()}::timestamptz))::float8 as t,
           sum(items_ok + items_failed)::float8 as items, sum(items_failed)::float8 as failed, sum(calls)::float8 as calls,
-          sum(cost_usd)::float8 as cost, sum(saved_exact_usd + saved_semantic_usd + saved_coalesced_usd)::float8 as "savedCache",
+          sum(cost_usd)::float8 as cost, sum(saved_exact_usd + saved_semantic_usd + saved_coalesced_usd + saved_learned_usd)::float8 as "savedCache",
           sum(hits_exact)::float8 as "hitsExact", sum(hits_semantic)::float8 as "hitsSemantic", sum(hits_coalesced)::float8 as "hitsCoalesced"
         from rollup_minute where ${where(since, tenant)} group by 1 order by 1`,
   );

@@ -46,7 +46,7 @@ ${stat("calls-per-s", "LLM calls / s", (t.calls / seconds).toFixed(3))}
 ${stat("cost-per-h", "Cost / hour", usd(t.cost / hours))}
 ${stat("saved-per-h", "Saved / hour", usd(saved.total / hours))}
 ${stat("cost", "Cost in range", usd(t.cost), t.cost.toFixed(8))}
-${stat("saved-cache", "Saved by caches", usd(saved.exact + saved.semantic + saved.coalesced), (saved.exact + saved.semantic + saved.coalesced).toFixed(8))}
+${stat("saved-cache", "Saved by caches", usd(saved.exact + saved.semantic + saved.coalesced + saved.learned), (saved.exact + saved.semantic + saved.coalesced + saved.learned).toFixed(8))}
 ${stat("items", "Items finished", int(finished))}
 ${stat("failed", "Items failed", int(t.itemsFailed))}
 ${stat("calls", "LLM calls", int(t.calls))}
@@ -60,6 +60,7 @@ ${(
     ["exact", "Exact cache hits", saved.exact],
     ["semantic", "Semantic cache hits", saved.semantic],
     ["coalesced", "Coalesced (in-flight) hits", saved.coalesced],
+    ["learned", "Learned cache answers", saved.learned],
     ["packing", "Multi-item packing", saved.packing],
     ["batch", "Batch API discount", saved.batchDiscount],
     ["gpu", "Local GPU", saved.localGpu],
@@ -73,6 +74,7 @@ ${(
 <tr data-hits="exact"><td>Exact</td><td>${int(t.hitsExact)}</td><td>${pct(finished ? t.hitsExact / finished : null)}</td></tr>
 <tr data-hits="semantic"><td>Semantic</td><td>${int(t.hitsSemantic)}</td><td>${pct(finished ? t.hitsSemantic / finished : null)}</td></tr>
 <tr data-hits="coalesced"><td>Coalesced</td><td>${int(t.hitsCoalesced)}</td><td>${pct(finished ? t.hitsCoalesced / finished : null)}</td></tr>
+<tr data-hits="learned"><td>Learned</td><td>${int(t.hitsLearned)}</td><td>${pct(finished ? t.hitsLearned / finished : null)}</td></tr>
 </tbody></table>
 <h3>Semantic false-hit rate (live audits)</h3>
 ${audited === 0

@@ -38,13 +38,13 @@ export async function tenantsPage(ctx: ApiContext, _req: Request, res: Response)
 <table class="num" id="top-tenants"><thead><tr><th>Tenant</th><th>Items</th><th>Failed</th><th>LLM calls</th><th>Spend</th><th>Saved (all sources)</th><th>Cache hits</th></tr></thead><tbody>
 ${top.length === 0 ? html`<tr><td colspan="7" class="muted">No activity.</td></tr>` : top.map(
   (r) => html`<tr data-tenant="${r.tenantId}"><td><a href="/admin?range=week&tenant=${encodeURIComponent(r.tenantId)}">${r.tenantId}</a></td><td>${int(r.t.itemsOk + r.t.itemsFailed)}</td><td>${int(r.t.itemsFailed)}</td>
-<td>${int(r.t.calls)}</td><td>${usd(r.t.cost)}</td><td>${usd(r.saved.total)}</td><td>${int(r.t.hitsExact + r.t.hitsSemantic + r.t.hitsCoalesced)}</td></tr>`,
+<td>${int(r.t.calls)}</td><td>${usd(r.t.cost)}</td><td>${usd(r.saved.total)}</td><td>${int(r.t.hitsExact + r.t.hitsSemantic + r.t.hitsCoalesced + r.t.hitsLearned)}</td></tr>`,
 )}</tbody></table>
 <h2>Spend and savings per tenant per day (UTC, last 14 days)</h2>
 <table class="num" id="tenant-days"><thead><tr><th>Day</th><th>Tenant</th><th>Items</th><th>LLM calls</th><th>Spend</th><th>Saved by caches</th><th>Saved by packing</th><th>Batch discount</th><th>Local GPU</th><th>Saved in all</th></tr></thead><tbody>
 ${dayRows.length === 0 ? html`<tr><td colspan="10" class="muted">No activity.</td></tr>` : dayRows.map(
   (d) => html`<tr><td>${d.day}</td><td>${d.tenantId}</td><td>${int(d.t.itemsOk + d.t.itemsFailed)}</td><td>${int(d.t.calls)}</td><td>${usd(d.t.cost)}</td>
-<td>${usd(d.saved.exact + d.saved.semantic + d.saved.coalesced)}</td><td>${usd(d.saved.packing)}</td><td>${usd(d.saved.batchDiscount)}</td><td>${usd(d.saved.localGpu)}</td><td>${usd(d.saved.total)}</td></tr>`,
+<td>${usd(d.saved.exact + d.saved.semantic + d.saved.coalesced + d.saved.learned)}</td><td>${usd(d.saved.packing)}</td><td>${usd(d.saved.batchDiscount)}</td><td>${usd(d.saved.localGpu)}</td><td>${usd(d.saved.total)}</td></tr>`,
 )}
 </tbody></table>
 <h2>API keys</h2>
