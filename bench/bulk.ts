@@ -1,5 +1,5 @@
 /**
- * Bulk ingestion and batch-lane cost benchmark (issue 4):
+ * Bulk ingestion and batch-lane cost benchmark:
  *   npm run bench:bulk [-- --quick] [-- --lines 1000000 --items 100000]
  *
  * 1. Ingest: a 1,000,000-line NDJSON file (AG News test texts, 7,600 rows repeated with a "(#k)"

@@ -1,5 +1,5 @@
 /**
- * Semantic-cache benchmark (issue 3):
+ * Semantic-cache benchmark:
  *   npx tsx bench/cache.ts [--quick] [--workers 2] [--skip-latency] [--fresh-embeddings]
  *
  * 1. Embeds every text of PAWS, STS-B, BANKING77 and AG News (+ injected repeats) with the

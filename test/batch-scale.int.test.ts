@@ -1,5 +1,5 @@
 /**
- * The batch lane at volume (issue 4): 100,000 items through BOTH providers (50,000 each, uploaded
+ * The batch lane at volume: 100,000 items through BOTH providers (50,000 each, uploaded
  * with POST /v1/bulk), processed by two worker processes that are SIGKILLed and restarted several
  * times in the middle of the run. Afterwards: exactly one result per item, every provider request
  * recorded exactly once (llm_calls = settled batch requests), costs adding up, and the simulator

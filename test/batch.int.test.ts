@@ -1,5 +1,5 @@
 /**
- * The provider Batch API lane (issue 4) end to end, on real Redis + Postgres, with the real OpenAI
+ * The provider Batch API lane end to end, on real Redis + Postgres, with the real OpenAI
  * and Anthropic SDKs talking to the simulator's Files/Batches and Message Batches APIs: both
  * providers, splitting under limits, expiry with partial output, cancellation, all-failed batches,
  * malformed output lines, admission at the provider's enqueued-token limit, a crash between

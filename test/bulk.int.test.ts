@@ -1,5 +1,5 @@
 /**
- * Bulk ingestion (issue 4), realtime lane, on real Redis + Postgres with the provider simulator:
+ * Bulk ingestion, realtime lane, on real Redis + Postgres with the provider simulator:
  * a streamed NDJSON upload with bad lines (each reported with its line number, none costing a good
  * line), header errors, the CLI (submit with progress, status, results) and the nightly inbox.
  * About 40 s (most of it process start-up).

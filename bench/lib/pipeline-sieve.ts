@@ -77,7 +77,7 @@ export async function startSieve(o: SieveOptions): Promise<SieveInstance> {
     OPENAI_API_KEY: "sk-bench-simulator-key",
     OPENAI_BASE_URL: `${o.simUrl}/v1`,
     SIEVE_ROUTE_CLASSIFY: "openai:gpt-4.1-mini",
-    // This benchmark measures the spine (issue 2): no exact/semantic cache, no batch lane. With the
+    // This benchmark measures the spine: no exact/semantic cache, no batch lane. With the
     // caches on, repeated items would be answered without an LLM call and (d)/(e) would measure the
     // caches instead (they have their own benchmark, bench:cache).
     SIEVE_CACHE_ENABLED: "false",

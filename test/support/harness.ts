@@ -30,7 +30,7 @@ export interface Harness {
 
 export interface HarnessOptions {
   faults?: SimulatorFaults;
-  /** Enable the provider Batch API lane with fast ticks (issue 4); `env` can override any of it. */
+  /** Enable the provider Batch API lane with fast ticks; `env` can override any of it. */
   batchLane?: boolean;
   /** Initial knobs of the simulated batch APIs (phase length, expiry, failures...). */
   batchKnobs?: import("@sieve/simulator").BatchKnobs;
@@ -67,7 +67,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     LOG_LEVEL: "silent",
     // The semantic cache loads an embedding model: only the suites that test it turn it on.
     SIEVE_SEMANTIC_CACHE: "off",
-    // Batch lane (issue 4): short ticks and leases so tests see the whole lifecycle in seconds.
+    // Batch lane: short ticks and leases so tests see the whole lifecycle in seconds.
     ...(opts.batchLane
       ? { SIEVE_BATCH_LANE: "true", SIEVE_BATCH_PACK_EVERY_MS: "1000", SIEVE_BATCH_POLL_EVERY_MS: "500", SIEVE_BATCH_LEASE_MS: "4000" }
       : {}),

@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --import tsx
 /**
- * sieve: the command-line client (issue 4).
+ * sieve: the command-line client.
  *
  *   sieve submit items.jsonl --task classify --labels World,Sports,Business --lane batch
  *   sieve submit items.jsonl --task translate --target-language de

@@ -6,7 +6,7 @@ import { createApp } from "./app.js";
 import type { ApiContext } from "./context.js";
 import { JobWaiter } from "./waiter.js";
 import { vllmEngineSource } from "./admin/engines.js";
-// Batch lane and bulk ingestion (issue 4, docs/batch-lane.md).
+// Batch lane and bulk ingestion (docs/batch-lane.md).
 import { createBatchLane, type BatchLaneApi } from "./bulk/lane.js";
 import { startInbox, type InboxHandle } from "./bulk/inbox.js";
 import { bulkRouter } from "./routes/bulk.js";
@@ -24,7 +24,7 @@ export interface ApiHandle {
   ctx: ApiContext;
   /** The semantic cache this process owns (started lazily), when SIEVE_SEMANTIC_CACHE is not off. */
   semantic?: LazySemantic;
-  /** The nightly bulk inbox, when SIEVE_BULK_CRON is set (issue 4). */
+  /** The nightly bulk inbox, when SIEVE_BULK_CRON is set. */
   inbox?: InboxHandle;
   /** The learned classification cache, when SIEVE_LEARNED_CACHE=true (docs/quality.md). */
   learned?: LearnedService;
@@ -57,7 +57,7 @@ export async function startApi(opts: {
   const queues = new Map<ProviderName, Queue>();
   for (const name of opts.endpoints.keys()) queues.set(name, new Queue(realtimeQueueName(name), { connection: queueConn, prefix }));
   const extraQueues = [new Queue(MAINTENANCE_QUEUE, { connection: queueConn, prefix })];
-  // Batch lane housekeeping queue in Bull Board (issue 4).
+  // Batch lane housekeeping queue in Bull Board.
   if (env.SIEVE_BATCH_LANE) extraQueues.push(new Queue(BATCH_LANE_QUEUE, { connection: queueConn, prefix }));
   // Every queue Sieve runs is listed in Bull Board (docs/console.md).
   if (env.SIEVE_CACHE_ENABLED) for (const n of [CACHE_FILL_QUEUE, CACHE_AUDIT_QUEUE]) extraQueues.push(new Queue(n, { connection: queueConn, prefix }));
@@ -96,7 +96,7 @@ export async function startApi(opts: {
   const ctx: ApiContext = { env, db: opts.db, redis, queues, endpoints: opts.endpoints, waiter, log: opts.log, monitor, startedAt: Date.now(), extraQueues, ...(dedup ? { dedup } : {}) };
   // GPU engines on the console's Lanes page (docs/console.md): the configured vLLM server unless a GPU lane supplies its own.
   if (env.SIEVE_ADMIN_USER) ctx.engines = vllmEngineSource(env);
-  // Batch lane (issue 4): ctx.batchLane makes submit.ts accept lane "batch"; /v1/bulk is always on.
+  // Batch lane: ctx.batchLane makes submit.ts accept lane "batch"; /v1/bulk is always on.
   let lane: BatchLaneApi | undefined;
   if (env.SIEVE_BATCH_LANE) {
     lane = createBatchLane({ env, db: opts.db, connection: queueConn, log: opts.log.child({ lane: "batch" }), ctx: () => ctx });
@@ -130,7 +130,7 @@ export async function startApi(opts: {
   }
   // Long-polls can last SIEVE_MAX_WAIT_MS: keep the socket open a little longer than that.
   server.requestTimeout = env.SIEVE_MAX_WAIT_MS + 30_000;
-  // A bulk upload (POST /v1/bulk) streams for as long as its body takes to arrive (issue 4).
+  // A bulk upload (POST /v1/bulk) streams for as long as its body takes to arrive.
   server.requestTimeout = Math.max(server.requestTimeout, env.SIEVE_BULK_TIMEOUT_MS);
   const addr = server.address();
   const port = typeof addr === "object" && addr ? addr.port : env.PORT;

@@ -76,7 +76,7 @@ export interface WorkersHandle {
   schedules: ScheduleKeeper;
   /** The local GPU lane (vLLM engines with adaptive limiters), when this process consumes it. */
   gpu?: GpuPool;
-  /** The provider Batch API lane, when SIEVE_BATCH_LANE=true (issue 4). */
+  /** The provider Batch API lane, when SIEVE_BATCH_LANE=true. */
   batchLane?: BatchLaneHandle;
   close(): Promise<void>;
 }
@@ -240,7 +240,7 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       if (!monitor.report(e, "sweeper")) log.warn({ err: safeErrorMessage(e) }, "sweep failed; the next tick retries");
     });
   }
-  // Batch lane (issue 4, docs/batch-lane.md): packer and lifecycle poller on job schedulers.
+  // Batch lane (docs/batch-lane.md): packer and lifecycle poller on job schedulers.
   const batchLane = env.SIEVE_BATCH_LANE && env.SIEVE_ROLE !== "gpu"
     ? await startBatchLane({
         env,

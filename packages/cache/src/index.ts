@@ -1,5 +1,5 @@
 /**
- * @sieve/cache: the semantic cache's building blocks (issue 3).
+ * @sieve/cache: the semantic cache's building blocks.
  *   embeddings: Embedder, UseLiteEmbedder (offline default), OpenAIEmbedder (OpenAI-compatible)
  *   vector:     VectorStore, PgVectorStore (pgvector in PGlite), QdrantStore (Qdrant REST)
  *   semantic:   guardedMatch (negation / number guards), SemanticCache

@@ -24,7 +24,7 @@ export class HttpError extends Error {
   }
 }
 
-/** Statuses a provider call may be retried on (one constant, see STYLE.md). 529 is Anthropic "overloaded". */
+/** Statuses a provider call may be retried on (one constant). 529 is Anthropic "overloaded". */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 409, 429, 500, 502, 503, 504, 529]);
 
 export type ProviderName = "openai" | "anthropic" | "vllm";

@@ -77,7 +77,7 @@ export function jobEventsChannel(prefix: string): string {
   return `${prefix}:events:jobs`;
 }
 
-// --- Batch lane (issue 4, docs/batch-lane.md) ---
+// --- Batch lane (docs/batch-lane.md) ---
 
 /** The provider Batch API lane's housekeeping queue: packer and lifecycle poller (workers process). */
 export const BATCH_LANE_QUEUE = "batch-lane";

@@ -1,6 +1,6 @@
 /**
  * The first line of a bulk body: the task parameters and options, exactly the fields of
- * POST /v1/jobs minus `items` (issue 4). The inbox (nightly files) additionally names the tenant.
+ * POST /v1/jobs minus `items`. The inbox (nightly files) additionally names the tenant.
  */
 import { z } from "zod";
 import { CacheOptions, ClassifyParams, TASK_NAMES, TranslateParams, type TaskParams } from "@sieve/shared";

@@ -1,5 +1,5 @@
 /**
- * The nightly bulk run (issue 4): a BullMQ job scheduler with the SIEVE_BULK_CRON pattern ingests
+ * The nightly bulk run: a BullMQ job scheduler with the SIEVE_BULK_CRON pattern ingests
  * every `*.jsonl` file in SIEVE_BULK_INBOX, then kicks the batch packer.
  *
  * A file is a bulk body whose header also names its tenant: `{"tenant":"acme","task":"classify",

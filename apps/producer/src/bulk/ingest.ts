@@ -1,5 +1,5 @@
 /**
- * Bulk ingestion (issue 4): a streamed NDJSON body (a header line with the task parameters, then
+ * Bulk ingestion: a streamed NDJSON body (a header line with the task parameters, then
  * one item per line) goes into Postgres in chunks, with flat memory however large the body.
  *
  * - Every line is validated with the same item rules as POST /v1/jobs. A bad line (invalid JSON,

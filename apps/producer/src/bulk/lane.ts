@@ -11,7 +11,7 @@ import { enqueueJobItems, moveJobToRealtime } from "@sieve/shared/db/ops/batchLa
 import type { ApiContext } from "../context.js";
 import { enqueueRealtime } from "./parcels.js";
 
-/** Providers with a batch API (vLLM has none: PROVIDER-NOTES.md). */
+/** Providers with a batch API (vLLM has none: docs/providers.md). */
 export function hasBatchApi(provider: ProviderName): boolean {
   return provider === "openai" || provider === "anthropic";
 }

@@ -1,6 +1,6 @@
 /**
  * Splits a byte stream into lines without ever holding more than one line (plus one chunk) in
- * memory: the guarantee behind "memory stays flat however large the body" (issue 4). A line longer
+ * memory: the guarantee behind "memory stays flat however large the body". A line longer
  * than `maxLineBytes` is not kept: it is reported as `tooLong` and skipped up to its newline.
  */
 

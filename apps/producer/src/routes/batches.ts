@@ -1,5 +1,5 @@
 /**
- * Operator view of the provider batches (issue 4): GET /v1/batches, GET /v1/batches/:id,
+ * Operator view of the provider batches: GET /v1/batches, GET /v1/batches/:id,
  * POST /v1/batches/:id/cancel.
  *
  * Tenant scoping: a tenant sees only batches holding its items (provider_batches.tenant_ids). A

@@ -1,7 +1,7 @@
 /**
  * The aggregator: one per provider queue per worker process.
  *
- * Open-source BullMQ has no batch consumption, so this uses manual processing (PROVIDER-NOTES.md):
+ * Open-source BullMQ has no batch consumption, so this uses manual processing (docs/providers.md#bullmq):
  * `worker.getNextJob(token)` pulls parcels one by one; their locks are held (and extended) while
  * the parcels wait in a bin for neighbours with the same batch key. A bin is flushed as soon as it
  * holds `maxItems` items or `maxTokens` estimated tokens, or when its oldest item has waited

@@ -1,5 +1,5 @@
 /**
- * OpenAI Files + Batches through the openai SDK (PROVIDER-NOTES.md, platform docs "Batch API"):
+ * OpenAI Files + Batches through the openai SDK (docs/providers.md#openai, platform docs "Batch API"):
  * upload a JSONL file (purpose "batch"), `batches.create` with `completion_window: "24h"`, poll
  * `batches.retrieve`, read BOTH `output_file_id` and `error_file_id` (`files.content` returns a
  * Response: its body is streamed line by line).

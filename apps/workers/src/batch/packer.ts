@@ -1,5 +1,5 @@
 /**
- * The packer (issue 4): waiting items -> multi-item requests -> provider batches.
+ * The packer: waiting items -> multi-item requests -> provider batches.
  *
  * One provider batch is prepared in ONE transaction: waiting items of one batch key are claimed
  * (FOR UPDATE SKIP LOCKED, so concurrent packers never share an item), grouped into requests of up

@@ -1,5 +1,5 @@
 /**
- * The lifecycle poller (issue 4): a repeatable job that follows every open provider batch through
+ * The lifecycle poller: a repeatable job that follows every open provider batch through
  * all its statuses, from Postgres state alone (a restarted process resumes exactly where the
  * database says things are):
  *

@@ -1,5 +1,5 @@
 /**
- * Settling an ended provider batch (issue 4): every result line (OpenAI output AND error file,
+ * Settling an ended provider batch: every result line (OpenAI output AND error file,
  * Anthropic results) is matched to its request by custom_id, NEVER by order, and each request is
  * settled exactly once, in one transaction with its effects:
  *

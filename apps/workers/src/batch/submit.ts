@@ -1,5 +1,5 @@
 /**
- * Submitting a prepared batch, crash-safe (issue 4). Every step is recorded before the next one
+ * Submitting a prepared batch, crash-safe. Every step is recorded before the next one
  * starts, and every state can be resumed by another process once the lease of a dead one expired:
  *
  *   preparing --(OpenAI: upload; input_file_id recorded)--> uploaded
@@ -12,7 +12,7 @@
  * resumed one send the same bytes.
  *
  * A create refused for capacity (OpenAI token_limit_exceeded, a 429) releases the items without
- * counting an attempt: they wait (issue 4, "admission"). Another 4xx releases them counting the
+ * counting an attempt: they wait (docs/batch-lane.md, "admission"). Another 4xx releases them counting the
  * attempt (the retry limit bounds a create that can never work). Network errors and 5xx leave the
  * row as it is, for the poller to resume.
  */

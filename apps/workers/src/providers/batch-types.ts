@@ -2,7 +2,7 @@
  * Types and limits shared by the provider batch transforms (openai/batch.ts, anthropic/batch.ts):
  * what one batch request is, what one parsed output line is, how requests are split under each
  * provider's limits, and the reconciliation of a batch's output by custom_id (NEVER by order:
- * both providers return results shuffled, PROVIDER-NOTES.md).
+ * both providers return results shuffled: docs/providers.md).
  */
 import type { PromptItem, TaskParams } from "@sieve/shared";
 import type { StructuredCallResult } from "./types.js";

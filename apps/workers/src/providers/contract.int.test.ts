@@ -1,5 +1,5 @@
 /**
- * ONE contract every LlmProvider passes (STYLE.md), run with the real SDKs against the bundled
+ * ONE contract every LlmProvider passes, run with the real SDKs against the bundled
  * provider simulator (tools/simulator): the same checks for OpenAI, Anthropic and vLLM.
  */
 import { after, afterEach, before, describe, test } from "node:test";

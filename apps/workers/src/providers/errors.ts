@@ -89,7 +89,7 @@ function header(headers: HeadersLike, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** Removes API keys and bearer tokens from a message (STYLE.md: redact secrets always). */
+/** Removes API keys and bearer tokens from a message. */
 export function redactSecrets(text: string, apiKey?: string): string {
   let out = text;
   if (apiKey && apiKey.length >= 4) out = out.split(apiKey).join("[redacted]");

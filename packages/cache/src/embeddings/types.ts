@@ -1,5 +1,5 @@
 /**
- * Text embedders for the semantic cache (issue 3). One interface, one class per backend, chosen
+ * Text embedders for the semantic cache. One interface, one class per backend, chosen
  * once at start-up.
  */
 

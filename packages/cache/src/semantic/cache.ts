@@ -1,5 +1,5 @@
 /**
- * The semantic cache (issue 3): Embedder + VectorStore + false-hit guards.
+ * The semantic cache: Embedder + VectorStore + false-hit guards.
  *
  * lookup: embeds every text in one batched call, asks the store for the nearest live entries in
  * exactly the caller's scope with `score >= threshold`, refuses candidates the guards reject

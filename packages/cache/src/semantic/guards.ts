@@ -1,5 +1,5 @@
 /**
- * False-hit guards (issue 3; PROVIDER-NOTES "what users of peer systems complained about"):
+ * False-hit guards (docs/providers.md, "Traps other systems fell into"):
  * embeddings put "is" and "is not", or "2+2" and "2+3", close together, so a semantic cache hit is
  * refused when the two texts differ in negation or in their numbers, unless the task allows it.
  * Pure functions; English cue words (the embedded embedder is English-only too).

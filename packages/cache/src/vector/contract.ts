@@ -1,5 +1,5 @@
 /**
- * The ONE contract every VectorStore passes (STYLE.md: swappable backends share a conformance
+ * The ONE contract every VectorStore passes (swappable backends share a conformance
  * suite). A test file calls `vectorStoreContract(name, factory)`; the factory returns a fresh,
  * empty store of CONTRACT_DIMENSIONS dimensions each time (its own table / collection).
  *

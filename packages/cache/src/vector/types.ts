@@ -1,5 +1,5 @@
 /**
- * Vector stores for the semantic cache (issue 3): the interface every backend implements and the
+ * Vector stores for the semantic cache: the interface every backend implements and the
  * contract suite (contract.ts) checks. Implementations: PgVectorStore (pgvector in PGlite, the
  * embedded default) and QdrantStore (Qdrant over REST, the production default).
  */

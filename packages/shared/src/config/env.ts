@@ -173,7 +173,7 @@ export const Env = z
     QDRANT_API_KEY: OptStr,
     /** Qdrant collection of the semantic cache. @defaultValue "sieve_semantic_cache" */
     QDRANT_COLLECTION: z.string().default("sieve_semantic_cache"),
-    // --- Batch lane and bulk ingestion (issue 4, docs/batch-lane.md) ---
+    // --- Batch lane and bulk ingestion (docs/batch-lane.md) ---
     /** Enable the provider Batch API lane (lane "batch" on /v1/jobs and /v1/bulk; packer and poller in the workers). @defaultValue false */
     SIEVE_BATCH_LANE: BoolEnv.default(false),
     /** Items packed into one classify request of a provider batch at most. @defaultValue 50 */

@@ -1,7 +1,7 @@
 /**
  * The multi-item structured output: one JSON schema per call with one entry per item id, and the
  * validator that never trusts the provider (vLLM grammar backends have ignored minItems/maxItems;
- * models drop, duplicate and reorder entries: PROVIDER-NOTES.md).
+ * models drop, duplicate and reorder entries: docs/providers.md).
  */
 import type { TaskParams } from "./params.js";
 import { assertExhaustive } from "../errors.js";

@@ -15,7 +15,7 @@ export function shuffled<T>(items: readonly T[], rng: Rng): T[] {
     const j = Math.floor(rng() * (i + 1));
     [out[i], out[j]] = [out[j]!, out[i]!];
   }
-  // Providers never promise input order (PROVIDER-NOTES.md): make sure a test that relies on it fails.
+  // Providers never promise input order (docs/providers.md): make sure a test that relies on it fails.
   if (out.length > 1 && out.every((v, i) => v === items[i])) out.push(out.shift()!);
   return out;
 }

@@ -1,5 +1,5 @@
 /**
- * Database operations of the provider Batch API lane (issue 4). One query per function, the db (or
+ * Database operations of the provider Batch API lane. One query per function, the db (or
  * a transaction, cast to Db) passed in. The lane's state machine is documented in
  * packages/shared/src/db/schema/batch.ts and docs/batch-lane.md.
  */

@@ -1,5 +1,5 @@
 /**
- * The provider Batch API lane (issue 4). Everything the lane knows lives here, so that a restart
+ * The provider Batch API lane. Everything the lane knows lives here, so that a restart
  * at any moment resumes from Postgres alone:
  *
  * - `batch_items`: items of batch-lane jobs waiting to be packed (state "waiting"), or packed
