@@ -90,7 +90,7 @@ async function main(): Promise<void> {
     const api = await startApi({ env, db: dbh.db, endpoints, log: log.child({ role: "api" }), ...(dbh.pglite ? { pglite: dbh.pglite } : {}) });
     shutdown.add("api", () => api.close());
     log.info(
-      { url: api.url, providers: [...endpoints.values()].map((e) => `${e.provider}${e.simulated ? " (simulator)" : ""}`), dashboard: env.SIEVE_ADMIN_USER ? `${api.url}/admin/queues` : "disabled" },
+      { url: api.url, providers: [...endpoints.values()].map((e) => `${e.provider}${e.simulated ? " (simulator)" : ""}`), console: env.SIEVE_ADMIN_USER ? `${api.url}/admin` : "disabled (set SIEVE_ADMIN_USER and SIEVE_ADMIN_PASSWORD)" },
       "Sieve API listening",
     );
   }
