@@ -187,3 +187,9 @@ export async function staleJobs(db: Db, olderThan: Date, limit = 100): Promise<J
 export async function setCachedCount(db: Db, jobId: string, n: number): Promise<void> {
   await db.update(jobs).set({ cachedCount: n }).where(eq(jobs.id, jobId));
 }
+
+/** Rewrites the lane and its reason of some items (e.g. lane auto items a cache answered after routing). */
+export async function setItemLanes(db: Db, itemIds: readonly number[], lane: string, laneReason: string): Promise<void> {
+  if (itemIds.length === 0) return;
+  await db.execute(sql`update items set lane = ${lane}, lane_reason = ${laneReason} where id = any(${sql.param([...itemIds])}::bigint[])`);
+}
