@@ -7,7 +7,10 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { sql } from "drizzle-orm";
-import { queryRows } from "@sieve/shared";
+import { Queue } from "bullmq";
+import { createLogger, createRedis, queryRows, realtimeQueueName, type ProviderName } from "@sieve/shared";
+import { ExactCache } from "@sieve/shared/dedup/exact";
+import { sweepOnce } from "@sieve/workers";
 import { startHarness, waitForJob, LABELS, type Harness } from "./support/harness.js";
 import { agNewsItems } from "./support/datasets.js";
 
@@ -49,6 +52,19 @@ describe("lane auto and the caches", () => {
     assert.deepEqual(lanesOf((await h.call("acme", "GET", `/v1/jobs/${d.body.id}`)).body), { cache: 30 });
     const queued = await queryRows<{ n: number }>(h.db.db, sql`select count(*)::int as n from batch_items where job_id = ${d.body.id}`);
     assert.equal(queued[0]!.n, 0, "nothing of the follower job went to the batch lane");
+
+    // The sweeper leaves followers waiting for their leader (a flex call can take minutes) instead
+    // of sending them again; their leaders' parcels are live, so nothing is repaired.
+    const redis = createRedis(h.env.REDIS_URL, "producer");
+    const queues = new Map((["openai", "anthropic", "vllm"] as ProviderName[]).map((p) => [p, new Queue(realtimeQueueName(p), { connection: redis, prefix: h.env.SIEVE_QUEUE_PREFIX })]));
+    try {
+      const exact = new ExactCache(redis, h.db.db, { prefix: h.env.SIEVE_QUEUE_PREFIX, maxEntries: 1_000, policy: "lru" });
+      const swept = await sweepOnce({ db: h.db.db, env: h.env, queues, log: createLogger({ level: "silent" }), staleAfterMs: 0, exact });
+      assert.deepEqual(swept, { repaired: 0, items: 0 });
+    } finally {
+      await Promise.all([...queues.values()].map((q) => q.close()));
+      await redis.quit();
+    }
 
     await h.startWorkers();
     const [ja, jb, jc, jd] = await Promise.all([a, b, c, d].map((r) => waitForJob(h, "acme", r.body.id, 90_000)));

@@ -169,10 +169,15 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
     }));
     await recordOutcome(ctx.db, null, rows);
     for (const a of answers.values()) metrics.itemsFinished.inc({ status: "ok", cache: a.cache });
-    await ctx.dedup?.afterAnswered?.(
-      [...answers.entries()].map(([idx, a]) => ({ itemId: created[idx]!.id, text: created[idx]!.text, answer: a })),
-      { ...dctx, route: a0Route(answers, route) },
-    );
+    // Per answering route (lane auto: the caches of several routes may answer; audits are scoped by it).
+    const byRoute = new Map<string, { route: Route; answered: Array<{ itemId: number; text: string; answer: DedupAnswer }> }>();
+    for (const [idx, a] of answers) {
+      const r = a.route ?? route;
+      const g = byRoute.get(routeKey(r)) ?? { route: r, answered: [] };
+      g.answered.push({ itemId: created[idx]!.id, text: created[idx]!.text, answer: a });
+      byRoute.set(routeKey(r), g);
+    }
+    for (const g of byRoute.values()) await ctx.dedup?.afterAnswered?.(g.answered, { ...dctx, route: g.route });
   }
   let misses = created.filter((_, i) => !answers.has(i));
   const keyOf = new Map<number, string>();
@@ -268,11 +273,6 @@ function autoCacheKeys(n: number, found: AutoLookup, answers: ReadonlyMap<number
     const r = answers.get(i)?.route ?? routeOfMiss[next++];
     return r ? (found.keys.get(routeKey(r))?.[i] ?? null) : null;
   });
-}
-
-/** The route of the first cache answer (afterAnswered audits are scoped by it). */
-function a0Route(answers: ReadonlyMap<number, { route?: Route }>, fallback: Route): Route {
-  return answers.values().next().value?.route ?? fallback;
 }
 
 /**

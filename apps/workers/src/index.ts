@@ -228,7 +228,7 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
         const data = MaintenanceJob.parse(job.data);
         switch (data.kind) {
           case "sweep-unenqueued": {
-            const out = await sweepOnce({ db, env, queues, log, staleAfterMs: opts.staleAfterMs ?? 60_000 });
+            const out = await sweepOnce({ db, env, queues, log, staleAfterMs: opts.staleAfterMs ?? 60_000, ...(exact ? { exact } : {}) });
             // /readyz reads this: no recent sweep means nothing would rescue stranded items.
             await writeHeartbeat(publisher, prefix, "sweeper");
             return out;

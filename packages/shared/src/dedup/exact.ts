@@ -163,6 +163,22 @@ export class ExactCache {
   }
 
   /**
+   * Which of these items hold a live in-flight claim of their key (`leading`), and which wait for
+   * another item's (`waiting`; the claim expires after `inflightTtlMs`, and then neither).
+   */
+  async inFlight(items: ReadonlyArray<{ key: string; itemId: number }>): Promise<{ leading: Set<number>; waiting: Set<number> }> {
+    const out = { leading: new Set<number>(), waiting: new Set<number>() };
+    if (items.length === 0) return out;
+    const owners = await this.redis.mget(...items.map((it) => `${this.opts.prefix}:if:${it.key}`));
+    items.forEach((it, i) => {
+      const owner = owners[i];
+      if (owner === String(it.itemId)) out.leading.add(it.itemId);
+      else if (owner) out.waiting.add(it.itemId);
+    });
+    return out;
+  }
+
+  /**
    * Leaders are done: releases their claims (one pipeline, however many) and returns, per leader,
    * the followers that waited for it.
    */
