@@ -138,6 +138,10 @@ describe("POST /v1/bulk (realtime lane)", () => {
       [JSON.stringify({ task: "classify", labels: ["only-one"] }), /labels/],
       [JSON.stringify({ task: "classify", labels: LABELS, lane: "batch" }), /lane: the batch lane is not enabled/],
       [JSON.stringify({ task: "classify", labels: LABELS, tenant: "globex" }), /tenant: unknown field/],
+      // The lane router is for POST /v1/jobs (docs/gpu-lane.md, "Bulk uploads and lane auto").
+      [JSON.stringify({ task: "classify", labels: LABELS, lane: "auto", deadline: "PT1H" }), /^header \(line 1\): lane: "auto" is not available for bulk uploads/],
+      [JSON.stringify({ task: "classify", labels: LABELS, lane: "auto", deadline: "PT1S" }), /^header \(line 1\): lane: "auto" is not available for bulk uploads/],
+      [JSON.stringify({ task: "classify", labels: LABELS, lane: "batch", deadline: "P1D" }), /^header \(line 1\): deadline: only with lane "auto"/],
     ];
     for (const [first, re] of cases) {
       const r = await postBulk(h, "acme", `${first}\n${JSON.stringify({ id: "a", text: "b" })}\n`);

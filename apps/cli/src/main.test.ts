@@ -10,6 +10,11 @@ test("header from flags: classify and translate, options passed through", () => 
   assert.throws(() => headerFromFlags({ task: "summarize" }), /--task classify\|translate/);
 });
 
+test("lane auto and --deadline are refused for bulk uploads, naming the flag (exit code 2)", () => {
+  assert.throws(() => headerFromFlags({ task: "classify", labels: "a,b", lane: "auto", deadline: "PT1H" }), (e: CliError) => e.exitCode === 2 && /^--lane auto: not available for `sieve submit`/.test(e.message));
+  assert.throws(() => headerFromFlags({ task: "classify", labels: "a,b", deadline: "P1D" }), (e: CliError) => e.exitCode === 2 && /^--deadline: not available/.test(e.message));
+});
+
 test("progress line: percentage, bytes, lines", () => {
   const p = new Progress(2_048, process.stderr, false);
   p.add(1_024, 10);

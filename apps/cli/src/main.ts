@@ -95,6 +95,10 @@ export function headerFromFlags(v: Record<string, string | boolean | undefined>)
     if (typeof v["source-language"] === "string") h.sourceLanguage = v["source-language"];
   }
   if (typeof v.instructions === "string") h.instructions = v.instructions;
+  // POST /v1/bulk does not offer the lane router (docs/gpu-lane.md, "Bulk uploads and lane auto").
+  if (v.lane === "auto" || typeof v.deadline === "string") {
+    throw new CliError(`${v.lane === "auto" ? "--lane auto" : "--deadline"}: not available for \`sieve submit\` (bulk uploads stream; the lane router plans a request from its item count before storing anything): use --lane batch|realtime, or POST /v1/jobs with lane "auto" and a deadline`, 2);
+  }
   if (typeof v.lane === "string") h.lane = v.lane;
   if (typeof v.provider === "string") h.provider = v.provider;
   if (typeof v.model === "string") h.model = v.model;
@@ -192,6 +196,7 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
       "source-language": { type: "string" },
       instructions: { type: "string" },
       lane: { type: "string" },
+      deadline: { type: "string" },
       provider: { type: "string" },
       model: { type: "string" },
       wait: { type: "string" },

@@ -165,7 +165,7 @@ export function createDedup(deps: DedupDeps): SubmitDedup {
       if (hits.length > 0) await deps.semantic.audit(hits, ctx).catch((e) => deps.log.warn({ err: String(e) }, "could not queue cache audits"));
     },
 
-    async afterCreate(jobId: string, misses: CreatedItem[], keyOf: Map<number, string>, ctx: DedupContext): Promise<DedupPlan> {
+    async afterCreate(jobId: string, misses: CreatedItem[], keyOf: Map<number, string>, ctx: DedupContext, opts: { followOnly?: boolean } = {}): Promise<DedupPlan> {
       const mode = ctx.cache?.mode ?? "use";
       const write = {
         ttlSeconds: ctx.cache?.ttlSeconds ?? deps.env.SIEVE_CACHE_TTL_SECONDS,
@@ -175,18 +175,19 @@ export function createDedup(deps: DedupDeps): SubmitDedup {
         // LLM labels of opted-in classify requests teach the learned cache (docs/quality.md).
         learned: Boolean(deps.learned) && ctx.cache?.learned === true && ctx.params.task === "classify",
       };
-      const plan: DedupPlan = { hold: new Set(), lead: new Set(), write, answered: 0 };
+      const plan: DedupPlan = { hold: new Set(), lead: new Set(), late: new Set(), write, answered: 0 };
       if (mode !== "use") return plan;
       const withKeys = misses.filter((m) => keyOf.has(m.id));
-      const claims = await deps.exact.claim(withKeys.map((m) => ({ key: keyOf.get(m.id)!, follower: { itemId: m.id, jobId, tenantId: ctx.tenantId } })));
+      const claims = await deps.exact.claim(withKeys.map((m) => ({ key: keyOf.get(m.id)!, follower: { itemId: m.id, jobId, tenantId: ctx.tenantId } })), opts);
       const late: NewResult[] = [];
       const saved = await savings.perItem(ctx.route.model, ctx.params);
       claims.forEach((c, i) => {
         const m = withKeys[i]!;
         if (c.kind === "leader") plan.lead.add(m.id);
         else if (c.kind === "follower") plan.hold.add(m.id);
-        else {
+        else if (c.kind === "hit") {
           plan.hold.add(m.id);
+          plan.late!.add(m.id);
           late.push({ itemId: m.id, jobId, tenantId: ctx.tenantId, status: "ok", output: c.answer.output, cache: "exact", cacheSource: { itemId: c.answer.sourceItemId }, provider: ctx.route.provider, model: ctx.route.model, savedUsd: saved(m.text) });
         }
       });

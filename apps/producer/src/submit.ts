@@ -22,10 +22,11 @@ import {
   type Route,
   type TaskParams,
 } from "@sieve/shared";
-import { createJob, deleteJob, markEnqueued, setCachedCount, type CreatedItem } from "@sieve/shared/db/ops/jobs";
+import { createJob, deleteJob, markEnqueued, setCachedCount, setItemLanes, type CreatedItem } from "@sieve/shared/db/ops/jobs";
 import type { IdempotencyClaim } from "@sieve/shared/db/ops/idempotency";
 import type { ApiContext } from "./context.js";
 import { cloudRoute, routeAuto, type RoutedSegment } from "./router.js";
+import { autoRoutes, cacheReason, lookupAcrossRoutes, routeKey, type AutoLookup } from "./autoDedup.js";
 
 export interface SubmitInput {
   tenantId: string;
@@ -66,7 +67,7 @@ export interface SubmitDedup {
    * the items NOT to enqueue (followers of an identical in-flight item, late cache hits it has
    * answered itself) and per-item cache instructions for the ones that are enqueued.
    */
-  afterCreate?(jobId: string, items: CreatedItem[], cacheKeys: Map<number, string>, ctx: DedupContext): Promise<DedupPlan>;
+  afterCreate?(jobId: string, items: CreatedItem[], cacheKeys: Map<number, string>, ctx: DedupContext, opts?: { followOnly?: boolean }): Promise<DedupPlan>;
   /** Called with the items answered at submit time (their results are written): e.g. to audit semantic hits. */
   afterAnswered?(answered: Array<{ itemId: number; text: string; answer: DedupAnswer }>, ctx: DedupContext): Promise<void>;
 }
@@ -74,6 +75,8 @@ export interface SubmitDedup {
 export interface DedupPlan {
   hold: Set<number>;
   lead: Set<number>;
+  /** The held items that were late cache hits (answered in afterCreate), the rest of `hold` follow a leader. */
+  late?: Set<number>;
   /** Cache writes for enqueued items' answers (absent in bypass mode). */
   write?: { ttlSeconds: number; namespace: string; semantic?: boolean; learned?: boolean };
   /** Items answered during afterCreate (late hits). */
@@ -113,8 +116,12 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
   const laneOfKey = input.lane === "batch" ? "batch" : "realtime";
   let key = batchKey({ tenantId: input.tenantId, params: input.params, provider: route.provider, model: route.model, lane: laneOfKey, mixTenants: ctx.env.SIEVE_MIX_TENANTS });
   const dctx: DedupContext = { tenantId: input.tenantId, params: input.params, route, cache: input.cache };
-  const dedup = ctx.dedup && input.cache?.mode !== "bypass" ? await ctx.dedup.lookup(input.items, dctx) : undefined;
-  const answers = dedup?.answers ?? new Map<number, DedupAnswer>();
+  const useDedup = !!ctx.dedup && input.cache?.mode !== "bypass";
+  // lane auto: an answer from any route the router may pick serves the item (autoDedup.ts).
+  const autoRouteList = auto && useDedup ? autoRoutes(ctx, input.params) : [];
+  const found = auto ? (useDedup ? await lookupAcrossRoutes(ctx.dedup!, input.items, autoRouteList, dctx) : undefined) : undefined;
+  const dedup = !auto && useDedup ? await ctx.dedup!.lookup(input.items, dctx) : undefined;
+  const answers: ReadonlyMap<number, DedupAnswer & { route?: Route }> = found?.answers ?? dedup?.answers ?? new Map<number, DedupAnswer>();
 
   // The lane router: one segment of consecutive misses per lane (before anything is stored, so
   // an unmeetable deadline is refused with nothing written).
@@ -125,6 +132,8 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
   const batchSeg = segments?.find((sg) => sg.lane === "batch");
   const jobRoute = batchSeg?.route ?? segments?.[0]?.route ?? route;
   if (auto) key = batchKey({ tenantId: input.tenantId, params: input.params, provider: jobRoute.provider, model: jobRoute.model, lane: batchSeg ? "batch" : "realtime", mixTenants: ctx.env.SIEVE_MIX_TENANTS });
+  // Each item's exact-cache key: under the route that answered it, or (lane auto) the one it takes.
+  const cacheKeys = found ? autoCacheKeys(input.items.length, found, answers, segments ?? []) : (dedup?.cacheKeys ?? []);
 
   const jobId = `job_${randomUUID().replaceAll("-", "")}`;
   const created = await createJob(ctx.db, {
@@ -139,7 +148,7 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
     batchKey: key,
     cacheOptions: input.cache ?? null,
     ...(deadlineAt !== undefined ? { deadlineAt: new Date(deadlineAt) } : {}),
-    items: input.items.map((it, i) => ({ externalId: it.id, text: it.text, cacheKey: dedup?.cacheKeys[i] ?? null, ...lanes[i]! })),
+    items: input.items.map((it, i) => ({ externalId: it.id, text: it.text, cacheKey: cacheKeys[i] ?? null, ...lanes[i]! })),
     idempotency: input.idempotency,
   });
   metrics.itemsSubmitted.inc({ task: input.params.task, lane: input.lane }, created.length);
@@ -154,28 +163,35 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
       output: a.output,
       cache: a.cache,
       cacheSource: a.source ?? null,
-      provider: route.provider,
-      model: route.model,
+      provider: (a.route ?? route).provider,
+      model: (a.route ?? route).model,
       savedUsd: a.savedUsd ?? 0,
     }));
     await recordOutcome(ctx.db, null, rows);
     for (const a of answers.values()) metrics.itemsFinished.inc({ status: "ok", cache: a.cache });
-    await ctx.dedup?.afterAnswered?.(
-      [...answers.entries()].map(([idx, a]) => ({ itemId: created[idx]!.id, text: created[idx]!.text, answer: a })),
-      dctx,
-    );
+    // Per answering route (lane auto: the caches of several routes may answer; audits are scoped by it).
+    const byRoute = new Map<string, { route: Route; answered: Array<{ itemId: number; text: string; answer: DedupAnswer }> }>();
+    for (const [idx, a] of answers) {
+      const r = a.route ?? route;
+      const g = byRoute.get(routeKey(r)) ?? { route: r, answered: [] };
+      g.answered.push({ itemId: created[idx]!.id, text: created[idx]!.text, answer: a });
+      byRoute.set(routeKey(r), g);
+    }
+    for (const g of byRoute.values()) await ctx.dedup?.afterAnswered?.(g.answered, { ...dctx, route: g.route });
   }
   let misses = created.filter((_, i) => !answers.has(i));
   const keyOf = new Map<number, string>();
   created.forEach((c, i) => {
-    const k = dedup?.cacheKeys[i];
+    const k = cacheKeys[i];
     if (k) keyOf.set(c.id, k);
   });
-  // No in-flight coalescing in the batch lane (a leader in a provider batch can take hours), nor
-  // with lane auto (a leader's lane may differ from its followers').
-  const plan = dedup && ctx.dedup?.afterCreate && input.lane === "realtime" ? await ctx.dedup.afterCreate(jobId, misses, keyOf, dctx) : undefined;
+  // In-flight coalescing: realtime-lane items, and every lane-auto item on its own route. Batch
+  // items never lead (a leader in a provider batch can take hours); lane-auto batch items may
+  // follow an identical item already in flight. Lane "batch" does neither (docs/batch-lane.md).
+  const plan = useDedup && ctx.dedup?.afterCreate && input.lane === "realtime" ? await ctx.dedup.afterCreate(jobId, misses, keyOf, dctx) : undefined;
   if (plan) misses = misses.filter((m) => !plan.hold.has(m.id));
-  const cachedCount = answers.size + (plan?.answered ?? 0);
+  const segPlans = auto && useDedup && ctx.dedup?.afterCreate ? await coalesceSegments(ctx, jobId, misses, keyOf, segments!, dctx) : undefined;
+  const cachedCount = answers.size + (plan?.answered ?? 0) + (segPlans?.reduce((n, p) => n + p.answered, 0) ?? 0);
   if (cachedCount > 0) await setCachedCount(ctx.db, jobId, cachedCount);
 
   if (input.lane === "batch") {
@@ -184,24 +200,25 @@ export async function submitJob(ctx: ApiContext, input: SubmitInput): Promise<Su
     await ctx.batchLane!.notify(jobId, misses.length, misses.map((m) => m.id));
     return { jobId, itemCount: created.length, cached: cachedCount, parcels: 0 };
   }
-  const groups: Array<{ route: Route; key: string; tier?: "flex"; items: typeof misses }> = [];
+  const groups: Array<{ route: Route; key: string; tier?: "flex"; items: typeof misses; plan: DedupPlan | undefined }> = [];
   const batchItems: number[] = [];
   if (segments) {
     let at = 0;
-    for (const seg of segments) {
-      const part = misses.slice(at, at + seg.count);
+    for (const [si, seg] of segments.entries()) {
+      const segPlan = segPlans?.[si];
+      const part = misses.slice(at, at + seg.count).filter((m) => !segPlan?.hold.has(m.id));
       at += seg.count;
       metrics.routedItems.inc({ lane: seg.lane }, part.length);
       if (seg.lane === "batch") batchItems.push(...part.map((m) => m.id));
       else {
         const segKey = batchKey({ tenantId: input.tenantId, params: input.params, provider: seg.route.provider, model: seg.route.model, lane: seg.tier ?? "realtime", mixTenants: ctx.env.SIEVE_MIX_TENANTS });
-        groups.push({ route: seg.route, key: segKey, ...(seg.tier ? { tier: seg.tier } : {}), items: part });
+        groups.push({ route: seg.route, key: segKey, ...(seg.tier ? { tier: seg.tier } : {}), items: part, plan: segPlan });
       }
     }
-  } else groups.push({ route, key, items: misses });
+  } else groups.push({ route, key, items: misses, plan });
   const maxItems = batchPolicy(ctx.env, input.params.task).maxItems;
   const parcels = groups.flatMap((g) =>
-    buildParcels({ jobId, tenantId: input.tenantId, batchKey: g.key, route: g.route, params: input.params }, g.items, maxItems, plan, keyOf).map((p) => ({
+    buildParcels({ jobId, tenantId: input.tenantId, batchKey: g.key, route: g.route, params: input.params }, g.items, maxItems, g.plan, keyOf).map((p) => ({
       ...p,
       ...(g.tier ? { tier: g.tier } : {}),
       ...(deadlineAt !== undefined ? { deadlineAt } : {}),
@@ -248,10 +265,40 @@ function autoPrimaryRoute(ctx: ApiContext, params: TaskParams): Route {
   return { provider: "vllm", model: local.defaultModel };
 }
 
+/** Lane auto: each item's exact-cache key, under the route that answered it or the one it takes. */
+function autoCacheKeys(n: number, found: AutoLookup, answers: ReadonlyMap<number, DedupAnswer & { route?: Route }>, segments: RoutedSegment[]): Array<string | null> {
+  const routeOfMiss = segments.flatMap((sg) => Array.from({ length: sg.count }, () => sg.route));
+  let next = 0;
+  return Array.from({ length: n }, (_, i) => {
+    const r = answers.get(i)?.route ?? routeOfMiss[next++];
+    return r ? (found.keys.get(routeKey(r))?.[i] ?? null) : null;
+  });
+}
+
+/**
+ * Lane auto: in-flight coalescing per segment, on the segment's route (its cache keys). Batch
+ * segments only follow. Held items become lane "cache" with the router's first-step reason.
+ */
+async function coalesceSegments(ctx: ApiContext, jobId: string, misses: CreatedItem[], keyOf: Map<number, string>, segments: RoutedSegment[], dctx: DedupContext): Promise<DedupPlan[]> {
+  const plans: DedupPlan[] = [];
+  let at = 0;
+  for (const seg of segments) {
+    const part = misses.slice(at, at + seg.count);
+    at += seg.count;
+    const p = await ctx.dedup!.afterCreate!(jobId, part, keyOf, { ...dctx, route: seg.route }, seg.lane === "batch" ? { followOnly: true } : {});
+    plans.push(p);
+    const late = [...(p.late ?? [])];
+    const followers = [...p.hold].filter((id) => !p.late?.has(id));
+    if (late.length > 0) await setItemLanes(ctx.db, late, "cache", cacheReason("late"));
+    if (followers.length > 0) await setItemLanes(ctx.db, followers, "cache", cacheReason("coalesced"));
+  }
+  return plans;
+}
+
 /** Per item: its lane, why, and its route ("provider:model[:flex]"). */
 function itemLanes(
   n: number,
-  answers: ReadonlyMap<number, DedupAnswer>,
+  answers: ReadonlyMap<number, DedupAnswer & { route?: Route }>,
   segments: RoutedSegment[] | undefined,
   requested: { lane: string; route: Route },
 ): Array<{ lane: string; laneReason: string; route: string }> {
@@ -261,7 +308,7 @@ function itemLanes(
   let next = 0;
   for (let i = 0; i < n; i++) {
     const a = answers.get(i);
-    if (a) out.push({ lane: "cache", laneReason: `${a.cache} cache hit: no LLM call`, route: routeText(requested.route) });
+    if (a) out.push({ lane: "cache", laneReason: cacheReason(a.cache), route: routeText(a.route ?? requested.route) });
     else if (segments) {
       const sg = queue[next++]!;
       out.push({ lane: sg.lane, laneReason: sg.reason, route: routeText(sg.route, sg.tier) });

@@ -44,6 +44,7 @@ import { LEARNED_FILL_QUEUE, RECHECK_QUEUE } from "@sieve/shared";
 import { BatchLimits } from "./quality/limits.js";
 import { createRecheckSampler, startRecheckWorker } from "./quality/recheck.js";
 import { OutagePolicy, fallbackRoutes } from "./router/outageHook.js";
+import { SharedBreakers } from "./router/sharedBreakers.js";
 import { packingFor } from "@sieve/shared/config/packing";
 
 export { Aggregator } from "./aggregator/aggregator.js";
@@ -176,7 +177,10 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
     monitor.watch(q, "provider queue");
     queues.set(name, q);
   }
-  const outage = new OutagePolicy({ env, db, queues, fallbackRoutes: fallbackRoutes(env, [...opts.endpoints.values()]), log });
+  const sharedBreakers = new SharedBreakers(publisher, prefix, log);
+  const outage = new OutagePolicy({ env, db, queues, fallbackRoutes: fallbackRoutes(env, [...opts.endpoints.values()]), log, shared: sharedBreakers });
+  for (const name of providers.keys()) outage.breaker(name);
+  sharedBreakers.start();
   for (const [name, configured] of providers) {
     if (!lanes.has(name)) continue;
     const provider = name === "vllm" && gpu ? gpu : configured;
@@ -224,7 +228,7 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
         const data = MaintenanceJob.parse(job.data);
         switch (data.kind) {
           case "sweep-unenqueued": {
-            const out = await sweepOnce({ db, env, queues, log, staleAfterMs: opts.staleAfterMs ?? 60_000 });
+            const out = await sweepOnce({ db, env, queues, log, staleAfterMs: opts.staleAfterMs ?? 60_000, ...(exact ? { exact } : {}) });
             // /readyz reads this: no recent sweep means nothing would rescue stranded items.
             await writeHeartbeat(publisher, prefix, "sweeper");
             return out;
@@ -267,6 +271,7 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
     schedules,
     ...(batchLane ? { batchLane } : {}),
     async close() {
+      sharedBreakers.close();
       schedules.close();
       await batchLane?.close();
       await Promise.allSettled(aggregators.map((a) => a.close()));

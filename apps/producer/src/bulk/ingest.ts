@@ -104,6 +104,7 @@ export async function ingestBulk(ctx: ApiContext, source: AsyncIterable<Buffer |
   } catch {
     throw headerError(headerLine.no, "header: not valid JSON");
   }
+  refuseAutoLane(rawHeader, headerLine.no);
   const unstorable = findUnstorable(rawHeader);
   if (unstorable) {
     throw new HttpError(400, "invalid_request", `header (line ${headerLine.no}): ${unstorable.field}: ${unstorable.message}`, [{ line: headerLine.no, ...unstorable }]);
@@ -314,3 +315,20 @@ function headerError(line: number, message: string): HttpError {
   return new HttpError(400, "invalid_request", `${message} (line ${line}); the first line must be a JSON object with the task parameters`, [{ line, field: "header", message }]);
 }
 
+/**
+ * `lane: "auto"` (and its `deadline`) is not offered for bulk bodies (docs/gpu-lane.md, "Bulk
+ * uploads and lane auto"): the router plans a request's lanes from its item count before anything
+ * is stored, and refuses an unmeetable deadline with nothing written; a bulk body is stored and
+ * queued as it streams, its count known only at its last line.
+ */
+export function refuseAutoLane(rawHeader: unknown, line: number): void {
+  if (typeof rawHeader !== "object" || rawHeader === null) return;
+  const h = rawHeader as { lane?: unknown; deadline?: unknown };
+  const why = 'is not available for bulk uploads (the lane router plans a request from its item count before storing anything; a bulk body streams); use "batch" or "realtime", or POST /v1/jobs with lane "auto"';
+  if (h.lane === "auto") {
+    throw new HttpError(400, "invalid_request", `header (line ${line}): lane: "auto" ${why}`, [{ line, field: "lane", message: '"auto" is not available for bulk uploads' }]);
+  }
+  if (h.deadline !== undefined) {
+    throw new HttpError(400, "invalid_request", `header (line ${line}): deadline: only with lane "auto", which ${why}`, [{ line, field: "deadline", message: "not available for bulk uploads" }]);
+  }
+}

@@ -9,6 +9,7 @@ import { batchKey, countTokens, type Db, type Env, type Logger, type Parcel, typ
 import { markEnqueued, pendingItemsOfJob, staleJobs } from "@sieve/shared/db/ops/jobs";
 import { purgeIdempotencyKeys } from "@sieve/shared/db/ops/idempotency";
 import { interruptStaleCalls } from "@sieve/shared/db/ops/results";
+import type { ExactCache } from "@sieve/shared/dedup/exact";
 
 const LIVE_STATES = new Set(["waiting", "active", "delayed", "prioritized", "waiting-children"]);
 
@@ -19,6 +20,11 @@ export interface SweepOptions {
   log: Logger;
   /** Jobs younger than this are left alone. @defaultValue 60000 */
   staleAfterMs?: number;
+  /**
+   * The exact cache, when on: items coalesced with an identical item in flight wait for their
+   * leader (however long its lane takes, e.g. flex) until its claim expires, instead of being sent again.
+   */
+  exact?: Pick<ExactCache, "inFlight">;
 }
 
 export async function sweepOnce(opts: SweepOptions): Promise<{ repaired: number; items: number }> {
@@ -41,7 +47,14 @@ export async function sweepOnce(opts: SweepOptions): Promise<{ repaired: number;
       const repairStates = await Promise.all(queues.map((q) => q.getJobState(`${job.id}-repair`)));
       if (repairStates.some((s) => LIVE_STATES.has(s))) continue;
     }
-    const pending = await pendingItemsOfJob(opts.db, job.id, { skipBatchLane: job.lane === "auto" });
+    let pending = await pendingItemsOfJob(opts.db, job.id, { skipBatchLane: job.lane === "auto" });
+    // A leader that lost its parcel is sent again still leading, so its answer releases its followers.
+    let leading = new Set<number>();
+    if (opts.exact && pending.some((it) => it.cacheKey)) {
+      const f = await opts.exact.inFlight(pending.filter((it) => it.cacheKey).map((it) => ({ key: it.cacheKey!, itemId: it.id })));
+      pending = pending.filter((it) => !f.waiting.has(it.id));
+      leading = f.leading;
+    }
     if (pending.length === 0) continue;
     const params = TaskParams.parse(job.params);
     // One repair parcel per route with every pending item: the aggregator packs it maxItems at a time.
@@ -64,7 +77,7 @@ export async function sweepOnce(opts: SweepOptions): Promise<{ repaired: number;
         provider: provider as ProviderName,
         model,
         params,
-        items: items.map((it) => ({ itemId: it.id, text: it.text, tokens: countTokens(it.text) })),
+        items: items.map((it) => ({ itemId: it.id, text: it.text, tokens: countTokens(it.text), ...(leading.has(it.id) ? { cacheKey: it.cacheKey!, lead: true } : {}) })),
         enqueuedAt: Date.now(),
         ...(tier ? { tier } : {}),
         ...(job.deadlineAt ? { deadlineAt: job.deadlineAt.getTime() } : {}),

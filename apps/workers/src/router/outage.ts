@@ -31,6 +31,10 @@ export class CircuitBreaker {
   private trialInFlight = false;
   private opened = false;
   private readonly o: Required<BreakerOptions>;
+  /** Called when this breaker opens (or opens again after a failed trial), with when it half-opens (sharedBreakers.ts). */
+  onOpen?: (untilMs: number) => void;
+  /** Called when a success closes an open breaker. */
+  onClose?: () => void;
 
   constructor(opts: BreakerOptions = {}) {
     this.o = { failureThreshold: 5, cooldownMs: 5_000, maxCooldownMs: 60_000, ...opts };
@@ -53,11 +57,26 @@ export class CircuitBreaker {
     return s === "open" ? this.cooldown - (now - this.openedAt) : 250;
   }
 
+  /**
+   * Another worker found the provider down: open until `untilMs` (then half-open: one trial),
+   * unless this breaker is already open for longer. Does not call onOpen (nothing new to share).
+   */
+  tripUntil(now: number, untilMs: number): void {
+    if (untilMs <= now) return;
+    if (this.opened && this.openedAt + this.cooldown >= untilMs) return;
+    this.opened = true;
+    this.trialInFlight = false;
+    this.openedAt = now;
+    this.cooldown = untilMs - now;
+  }
+
   onSuccess(): void {
+    const wasOpen = this.opened;
     this.failures = 0;
     this.opened = false;
     this.trialInFlight = false;
     this.cooldown = this.o.cooldownMs;
+    if (wasOpen) this.onClose?.();
   }
 
   onFailure(now: number): void {
@@ -66,14 +85,16 @@ export class CircuitBreaker {
       // The trial call failed: open again, for longer.
       if (this.trialInFlight) {
         this.trialInFlight = false;
-        this.cooldown = Math.min(this.o.maxCooldownMs, this.cooldown * 2);
+        this.cooldown = Math.min(this.o.maxCooldownMs, Math.max(this.cooldown, this.o.cooldownMs) * 2);
         this.openedAt = now;
+        this.onOpen?.(now + this.cooldown);
       }
       return;
     }
     if (this.failures >= this.o.failureThreshold) {
       this.opened = true;
       this.openedAt = now;
+      this.onOpen?.(now + this.cooldown);
     }
   }
 }

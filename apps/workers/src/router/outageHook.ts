@@ -7,6 +7,7 @@ import type { Job, Queue } from "bullmq";
 import { sql } from "drizzle-orm";
 import { batchKey, coerceError, type Db, type Env, type Logger, type Parcel, type ProviderError, type ProviderName, type Route } from "@sieve/shared";
 import { CircuitBreaker, outageDecision } from "./outage.js";
+import type { SharedBreakers } from "./sharedBreakers.js";
 
 export interface OutagePolicyOptions {
   env: Env;
@@ -17,6 +18,8 @@ export interface OutagePolicyOptions {
   fallbackRoutes: Route[];
   log: Logger;
   now?: () => number;
+  /** Shares breaker openings between worker processes through Redis (sharedBreakers.ts). */
+  shared?: SharedBreakers;
 }
 
 export class OutagePolicy {
@@ -28,7 +31,10 @@ export class OutagePolicy {
 
   breaker(p: ProviderName): CircuitBreaker {
     let b = this.breakers.get(p);
-    if (!b) this.breakers.set(p, (b = new CircuitBreaker()));
+    if (!b) {
+      this.breakers.set(p, (b = new CircuitBreaker()));
+      this.o.shared?.attach(p, b);
+    }
     return b;
   }
 

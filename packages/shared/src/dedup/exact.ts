@@ -43,7 +43,8 @@ export interface CacheWrite {
   ttlSeconds: number;
 }
 
-export type ClaimResult = { kind: "hit"; answer: CachedAnswer } | { kind: "leader" } | { kind: "follower" };
+/** "none": a follow-only claim found nothing in flight (the item goes its own way, leading nothing). */
+export type ClaimResult = { kind: "hit"; answer: CachedAnswer } | { kind: "leader" } | { kind: "follower" } | { kind: "none" };
 
 export interface Follower {
   itemId: number;
@@ -54,7 +55,9 @@ export interface Follower {
 const CLAIM = `
 local hit = redis.call('GET', KEYS[1])
 if hit then return {'hit', hit} end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[3]) then return {'leader'} end
+if ARGV[4] == '1' then
+  if redis.call('EXISTS', KEYS[2]) == 0 then return {'none'} end
+elseif redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[3]) then return {'leader'} end
 redis.call('RPUSH', KEYS[3], ARGV[2])
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 return {'follower'}
@@ -132,8 +135,10 @@ export class ExactCache {
   /**
    * Claims keys for items that missed the cache: each is a late hit (answered meanwhile), the
    * leader (this item goes to the LLM), or a follower (waits for the leader's answer).
+   * `followOnly`: the item may follow an item already in flight but never leads (a provider batch
+   * can take hours, and followers must not wait that long): "none" when nothing is in flight.
    */
-  async claim(entries: Array<{ key: string; follower: Follower }>): Promise<ClaimResult[]> {
+  async claim(entries: Array<{ key: string; follower: Follower }>, opts: { followOnly?: boolean } = {}): Promise<ClaimResult[]> {
     if (entries.length === 0) return [];
     const ttl = String(this.opts.inflightTtlMs ?? 600_000);
     const pipe = this.redis.pipeline();
@@ -145,6 +150,7 @@ export class ExactCache {
         String(e.follower.itemId),
         JSON.stringify(e.follower),
         ttl,
+        opts.followOnly ? "1" : "0",
       );
     }
     const res = (await pipe.exec()) ?? [];
@@ -152,8 +158,24 @@ export class ExactCache {
       if (err) throw err;
       const [kind, payload] = value as [string, string?];
       if (kind === "hit") return { kind: "hit", answer: decode(payload!) };
-      return kind === "leader" ? { kind: "leader" } : { kind: "follower" };
+      return kind === "leader" ? { kind: "leader" } : kind === "none" ? { kind: "none" } : { kind: "follower" };
     });
+  }
+
+  /**
+   * Which of these items hold a live in-flight claim of their key (`leading`), and which wait for
+   * another item's (`waiting`; the claim expires after `inflightTtlMs`, and then neither).
+   */
+  async inFlight(items: ReadonlyArray<{ key: string; itemId: number }>): Promise<{ leading: Set<number>; waiting: Set<number> }> {
+    const out = { leading: new Set<number>(), waiting: new Set<number>() };
+    if (items.length === 0) return out;
+    const owners = await this.redis.mget(...items.map((it) => `${this.opts.prefix}:if:${it.key}`));
+    items.forEach((it, i) => {
+      const owner = owners[i];
+      if (owner === String(it.itemId)) out.leading.add(it.itemId);
+      else if (owner) out.waiting.add(it.itemId);
+    });
+    return out;
   }
 
   /**

@@ -23,8 +23,8 @@ export const UNSUBMITTED_STATES: readonly BatchState[] = ["preparing", "uploaded
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Queues the items of a batch-lane job that have no result yet (all of them, or only `itemIds`).
- * Idempotent (ON CONFLICT DO NOTHING): a repeated notify or the orphan sweep cannot queue an item twice.
+ * Queues the items of a batch-lane job that have no result yet (all of them, or only `itemIds`);
+ * of a lane-auto job, only the items the router sent to the batch lane. Idempotent (ON CONFLICT DO NOTHING): a repeated notify or the orphan sweep cannot queue an item twice.
  */
 export async function enqueueJobItems(db: Db, jobId: string, itemIds?: readonly number[]): Promise<number> {
   const only = itemIds ? sql`and i.id = any(${sql.param([...itemIds])}::bigint[])` : sql``;
@@ -35,6 +35,7 @@ export async function enqueueJobItems(db: Db, jobId: string, itemIds?: readonly 
           select i.id, j.id, j.tenant_id, j.batch_key, j.provider, j.model
           from items i join jobs j on j.id = i.job_id
           where i.job_id = ${jobId} ${only}
+            and (j.lane <> 'auto' or i.lane = 'batch')
             and not exists (select 1 from results r where r.item_id = i.id)
           on conflict (item_id) do nothing
           returning 1)
@@ -46,7 +47,9 @@ export async function enqueueJobItems(db: Db, jobId: string, itemIds?: readonly 
 /**
  * Batch-lane jobs whose items were never queued: pending, older than `olderThan`, not one
  * batch_items row, yet items without a result (the API process died between storing the job and
- * queueing its items). The packer queues them.
+ * queueing its items). Likewise lane-auto jobs with an item the router sent to the batch lane that
+ * has neither a result nor a batch_items row (the API died before handing it to the lane; an item
+ * leaves batch_items only with its result). The packer queues them.
  */
 export async function orphanBatchJobs(db: Db, olderThan: Date, limit = 50): Promise<string[]> {
   const rows = await queryRows<{ id: string }>(
@@ -55,7 +58,13 @@ export async function orphanBatchJobs(db: Db, olderThan: Date, limit = 50): Prom
         where j.lane = 'batch' and j.status = 'pending' and j.created_at < ${olderThan.toISOString()}
           and not exists (select 1 from batch_items bi where bi.job_id = j.id)
           and exists (select 1 from items i where i.job_id = j.id and not exists (select 1 from results r where r.item_id = i.id))
-        order by j.created_at limit ${limit}`,
+        union all
+        select j.id from jobs j
+        where j.lane = 'auto' and j.status = 'pending' and j.created_at < ${olderThan.toISOString()}
+          and exists (select 1 from items i where i.job_id = j.id and i.lane = 'batch'
+                        and not exists (select 1 from results r where r.item_id = i.id)
+                        and not exists (select 1 from batch_items bi where bi.item_id = i.id))
+        limit ${limit}`,
   );
   return rows.map((r) => r.id);
 }

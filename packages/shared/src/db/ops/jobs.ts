@@ -165,11 +165,11 @@ export async function listJobItems(db: Db, jobId: string, opts: { afterSeq?: num
  * `skipBatchLane`: leave out items the lane router sent to the batch lane (it follows them,
  * docs/batch-lane.md).
  */
-export async function pendingItemsOfJob(db: Db, jobId: string, opts: { skipBatchLane?: boolean } = {}): Promise<Array<{ id: number; text: string; route: string | null }>> {
+export async function pendingItemsOfJob(db: Db, jobId: string, opts: { skipBatchLane?: boolean } = {}): Promise<Array<{ id: number; text: string; route: string | null; cacheKey: string | null }>> {
   const skip = opts.skipBatchLane ? sql`and i.lane is distinct from 'batch'` : sql``;
   return queryRows(
     db,
-    sql`select i.id::int as id, i.text, i.route from items i left join results r on r.item_id = i.id
+    sql`select i.id::int as id, i.text, i.route, i.cache_key as "cacheKey" from items i left join results r on r.item_id = i.id
         where i.job_id = ${jobId} and r.item_id is null ${skip} order by i.seq`,
   );
 }
@@ -186,4 +186,10 @@ export async function staleJobs(db: Db, olderThan: Date, limit = 100): Promise<J
 
 export async function setCachedCount(db: Db, jobId: string, n: number): Promise<void> {
   await db.update(jobs).set({ cachedCount: n }).where(eq(jobs.id, jobId));
+}
+
+/** Rewrites the lane and its reason of some items (e.g. lane auto items a cache answered after routing). */
+export async function setItemLanes(db: Db, itemIds: readonly number[], lane: string, laneReason: string): Promise<void> {
+  if (itemIds.length === 0) return;
+  await db.execute(sql`update items set lane = ${lane}, lane_reason = ${laneReason} where id = any(${sql.param([...itemIds])}::bigint[])`);
 }
