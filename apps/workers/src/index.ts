@@ -20,6 +20,8 @@ import {
   ping,
   writeHeartbeat,
   publishGpuStats,
+  publishGpuEngines,
+  withdrawGpuEngines,
   jobEventsChannel,
   loadPriceTable,
   realtimeQueueName,
@@ -158,11 +160,13 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
   const vllmEndpoint = opts.endpoints.get("vllm");
   const gpu = lanes.has("vllm") && vllmEndpoint && !opts.providers?.has("vllm") ? createGpuPool(env, vllmEndpoint, providers, log.child({ lane: "gpu" })) : undefined;
   let gpuStatsTimer: NodeJS.Timeout | undefined;
+  const gpuProcessId = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   if (gpu) {
     await gpu.start();
-    // The API process's lane router reads these (packages/shared/src/router/laneStats.ts).
-    const processId = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-    const publish = () => publishGpuStats(publisher, prefix, processId, gpu.laneStats()).catch((e) => {
+    // The API process's lane router reads the lane stats, the console the per-engine state
+    // (packages/shared/src/router/laneStats.ts, docs/console.md "GPU engines").
+    const publish = () =>
+      Promise.all([publishGpuStats(publisher, prefix, gpuProcessId, gpu.laneStats()), publishGpuEngines(publisher, prefix, gpuProcessId, gpu.engineStates())]).catch((e) => {
         // During a Redis outage the monitor logs once; anything else is worth a line.
         if (!monitor.report(e, "gpu lane stats")) log.warn({ err: safeErrorMessage(e) }, "could not publish GPU lane stats");
       });
@@ -271,6 +275,8 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       await batchLane?.close();
       await Promise.allSettled(aggregators.map((a) => a.close()));
       if (gpuStatsTimer) clearInterval(gpuStatsTimer);
+      // The console stops listing this process at once (a killed one ages out after GPU_STATS_TTL_MS).
+      if (gpu) await withdrawGpuEngines(publisher, prefix, gpuProcessId).catch(() => {});
       gpu?.close();
       await maintenanceWorker?.close().catch(() => {});
       await recheckWorker?.close().catch(() => {});
