@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { providerEndpoints } from "@sieve/shared";
+import { gpuEnginesKey, providerEndpoints, publishGpuEngines } from "@sieve/shared";
 import { startSimulator, type Simulator } from "@sieve/simulator";
 import { startWorkers, type WorkersHandle } from "@sieve/workers";
 import { startHarness, waitForJob, LABELS, type Harness } from "./support/harness.js";
@@ -133,10 +133,17 @@ describe("console: per-engine state of the GPU lane over several worker processe
     assert.deepEqual(page.rows.map((r) => r.url), urls());
   });
 
-  test("a worker process that stops is no longer counted", async () => {
+  test("a worker process that stops is no longer counted; a dead process's stale report is ignored and removed", async () => {
     await second!.close();
     second = undefined;
+    // What a SIGKILLed process leaves behind: its last report, 60 s old, naming an engine of its own.
+    const redis = h.api.ctx.redis;
+    const prefix = h.env.SIEVE_QUEUE_PREFIX;
+    const ghost = { id: "vllm-0", url: "http://127.0.0.1:9/vllm/v1", model: MODEL, health: "healthy" as const, limit: 50, inFlight: 7, signal: "grow" };
+    await publishGpuEngines(redis, prefix, "killed-process", [ghost], Date.now() - 60_000);
     const page = await until(h, "one process left", (p) => p.rows.length === 2 && p.rows.every((r) => r.processes === 1));
     assert.equal(page.rows[0]!.limit, h.workers!.gpu!.snapshot()[0]!.limit);
+    assert.ok(!page.rows.some((r) => r.url === ghost.url), "the dead process's engine is not listed");
+    assert.equal(await redis.hexists(gpuEnginesKey(prefix), "killed-process"), 0, "its report was removed");
   });
 });
