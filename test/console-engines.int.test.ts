@@ -3,7 +3,8 @@
  * GPU worker processes (in-process worker sets, each with its own pool and adaptive limiters)
  * serve two simulated vLLM engines; the page, read over HTTP with basic auth, lists both engines
  * with the limits the pools report (summed over the processes) and their history, shows an engine
- * that was killed as unhealthy, and stops counting a worker process that stopped.
+ * that was killed as unhealthy, stops counting a worker process that stopped, and probes
+ * VLLM_BASE_URL itself once no GPU worker reports.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -111,8 +112,10 @@ describe("console: per-engine state of the GPU lane over several worker processe
       assert.equal(r.health, "healthy");
       assert.equal(r.processes, 2);
       assert.equal(r.inFlight, 0, "no call in flight once the job is done");
-      // Each process's own limit, as its pool reports it.
-      assert.match(r.text, new RegExp(`${pools().map((p) => p.snapshot()[i]!.limit).join(" \\+ ")} in 2 processes`));
+      // Each process's own limit, as its pool reports it (listed in process-id order).
+      const shown = /(\d+(?: \+ \d+)+) in 2 processes/.exec(r.text)?.[1]?.split("+").map(Number);
+      const byPool = pools().map((p) => p.snapshot()[i]!.limit);
+      assert.deepEqual(shown?.sort((x, y) => x - y), byPool.sort((x, y) => x - y), r.text);
     }
     // Over time: the history holds the starting limit and the grown one, oldest first.
     for (const [i, e] of page.history.entries()) {
@@ -145,5 +148,20 @@ describe("console: per-engine state of the GPU lane over several worker processe
     assert.equal(page.rows[0]!.limit, h.workers!.gpu!.snapshot()[0]!.limit);
     assert.ok(!page.rows.some((r) => r.url === ghost.url), "the dead process's engine is not listed");
     assert.equal(await redis.hexists(gpuEnginesKey(prefix), "killed-process"), 0, "its report was removed");
+  });
+
+  test("no GPU worker left: the console probes VLLM_BASE_URL itself; the engines nobody reports show unhealthy", async () => {
+    await h.workers!.close();
+    delete h.workers;
+    const direct = h.env.VLLM_BASE_URL!;
+    const page = await until(h, "the direct probe of VLLM_BASE_URL", (p) => p.rows.some((r) => r.url === direct && r.health === "healthy"));
+    const probed = page.rows.find((r) => r.url === direct)!;
+    // Without a GPU lane the realtime aggregator's concurrency is what applies to a vLLM server.
+    assert.equal(probed.limit, h.env.SIEVE_WORKER_CONCURRENCY);
+    for (const u of urls()) {
+      const r = page.rows.find((x) => x.url === u);
+      assert.equal(r?.health, "unhealthy", u);
+      assert.match(r!.text, /no GPU worker reports/);
+    }
   });
 });
