@@ -193,7 +193,10 @@ describe("operator console in Chromium", { skip: existsSync(CHROMIUM) ? false : 
   test("lanes, tenants and Bull Board render; every request stayed on Sieve's origin", async () => {
     await go("/admin/lanes");
     for (const q of ["realtime-openai", "batch-lane", "maintenance", "cache-fill", "cache-audit"]) assert.equal(await page.locator(`#queues [data-queue="${q}"]`).count(), 1, q);
-    assert.equal(await page.locator('#engines [data-engine="vllm-0"]').count(), 1, "the configured vLLM server (simulator) is sampled");
+    assert.equal(await page.locator('#engines [data-engine="vllm-0"]').count(), 1, "the GPU lane's engine (simulator) is listed");
+    // Its chart (limit, in flight, running, waiting, KV cache over time) is drawn.
+    await page.waitForSelector('[data-engine-chart="vllm-0"] canvas');
+    for (const label of ["limit", "in flight", "KV %"]) assert.match((await page.locator('[data-engine-chart="vllm-0"]').textContent()) ?? "", new RegExp(label));
     await shot("lanes");
     await go("/admin/tenants");
     assert.equal(await page.locator('#top-tenants [data-tenant="acme"]').count(), 1);

@@ -129,10 +129,11 @@ describe("operator console: rollups, Bull Board, retry", () => {
     assert.deepEqual(ui.miscLinks.map((l: { url: string }) => l.url), ["/admin", "/admin/jobs", "/admin/batches"]);
   });
 
-  test("lanes: the configured vLLM server is sampled; without any engine source the page says so", async () => {
+  test("lanes: the GPU lane's engine is listed as its worker reports it; without any engine source the page says so", async () => {
     const page = await (await admin(h, "/admin/lanes")).text();
-    assert.match(page, /data-engine="vllm-0"/);
-    assert.match(page, /healthy/);
+    // The in-process workers consume the vllm lane through a GPU pool over VLLM_BASE_URL (the simulator).
+    const limit = h.workers!.gpu!.snapshot()[0]!.limit;
+    assert.match(page, new RegExp(`data-engine="vllm-0" data-url="${h.env.VLLM_BASE_URL}" data-health="healthy" data-limit="${limit}"`));
     let body = "";
     const res = { type: () => res, send: (b: string) => void (body = b) } as unknown as Response;
     await lanesPage({ ...h.api.ctx }, [], undefined, {} as Request, res);

@@ -5,7 +5,8 @@ import { BATCH_LANE_QUEUE, BULK_INBOX_QUEUE, CACHE_AUDIT_QUEUE, CACHE_FILL_QUEUE
 import { createApp } from "./app.js";
 import type { ApiContext } from "./context.js";
 import { JobWaiter } from "./waiter.js";
-import { vllmEngineSource } from "./admin/engines.js";
+import { vllmDirectSampler } from "./admin/engines.js";
+import { gpuLaneEngineSource } from "./admin/gpuEngines.js";
 // Batch lane and bulk ingestion (docs/batch-lane.md).
 import { createBatchLane, type BatchLaneApi } from "./bulk/lane.js";
 import { startInbox, type InboxHandle } from "./bulk/inbox.js";
@@ -94,8 +95,9 @@ export async function startApi(opts: {
         })
       : undefined);
   const ctx: ApiContext = { env, db: opts.db, redis, queues, endpoints: opts.endpoints, waiter, log: opts.log, monitor, startedAt: Date.now(), extraQueues, ...(dedup ? { dedup } : {}) };
-  // GPU engines on the console's Lanes page (docs/console.md): the configured vLLM server unless a GPU lane supplies its own.
-  if (env.SIEVE_ADMIN_USER) ctx.engines = vllmEngineSource(env);
+  // GPU engines on the console's Lanes page (docs/console.md "GPU engines"): what the GPU worker
+  // processes report, or the configured vLLM server probed directly while none does.
+  if (env.SIEVE_ADMIN_USER) ctx.engines = gpuLaneEngineSource({ redis, prefix, log: opts.log, monitor, direct: vllmDirectSampler(env) });
   // Batch lane: ctx.batchLane makes submit.ts accept lane "batch"; /v1/bulk is always on.
   let lane: BatchLaneApi | undefined;
   if (env.SIEVE_BATCH_LANE) {

@@ -20,6 +20,8 @@ import {
   ping,
   writeHeartbeat,
   publishGpuStats,
+  publishGpuEngines,
+  withdrawGpuEngines,
   jobEventsChannel,
   loadPriceTable,
   realtimeQueueName,
@@ -159,14 +161,24 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
   const vllmEndpoint = opts.endpoints.get("vllm");
   const gpu = lanes.has("vllm") && vllmEndpoint && !opts.providers?.has("vllm") ? createGpuPool(env, vllmEndpoint, providers, log.child({ lane: "gpu" })) : undefined;
   let gpuStatsTimer: NodeJS.Timeout | undefined;
+  const gpuProcessId = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   if (gpu) {
     await gpu.start();
-    // The API process's lane router reads these (packages/shared/src/router/laneStats.ts).
-    const processId = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-    const publish = () => publishGpuStats(publisher, prefix, processId, gpu.laneStats()).catch((e) => {
-        // During a Redis outage the monitor logs once; anything else is worth a line.
-        if (!monitor.report(e, "gpu lane stats")) log.warn({ err: safeErrorMessage(e) }, "could not publish GPU lane stats");
-      });
+    // The API process's lane router reads the lane stats, the console the per-engine state
+    // (packages/shared/src/router/laneStats.ts, docs/console.md "GPU engines").
+    // One publish at a time: this connection queues commands while Redis is away (it retries
+    // forever), so an outage must not pile a report per second into its offline queue.
+    let publishing: Promise<void> | undefined;
+    const publish = () =>
+      (publishing ??= Promise.all([publishGpuStats(publisher, prefix, gpuProcessId, gpu.laneStats()), publishGpuEngines(publisher, prefix, gpuProcessId, gpu.engineStates())])
+        .then(() => undefined)
+        .catch((e) => {
+          // During a Redis outage the monitor logs once; anything else is worth a line.
+          if (!monitor.report(e, "gpu lane stats")) log.warn({ err: safeErrorMessage(e) }, "could not publish GPU lane stats");
+        })
+        .finally(() => {
+          publishing = undefined;
+        }));
     await publish();
     gpuStatsTimer = setInterval(() => void publish(), 1_000);
   }
@@ -276,6 +288,9 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       await batchLane?.close();
       await Promise.allSettled(aggregators.map((a) => a.close()));
       if (gpuStatsTimer) clearInterval(gpuStatsTimer);
+      // The console stops listing this process at once (a killed one ages out after GPU_STATS_TTL_MS).
+      // Bounded: this connection would wait for Redis forever during an outage.
+      if (gpu) await withTimeout(withdrawGpuEngines(publisher, prefix, gpuProcessId), 1_000).catch(() => {});
       gpu?.close();
       await maintenanceWorker?.close().catch(() => {});
       await recheckWorker?.close().catch(() => {});
@@ -287,4 +302,10 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       await Promise.allSettled([connection.quit(), publisher.quit()]);
     },
   };
+}
+
+/** `p`, or a rejection after `ms`. */
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
 }

@@ -15,7 +15,7 @@
  *   one, the call fails as retryable and the aggregator hands the items back to the queue.
  */
 import { setMaxListeners } from "node:events";
-import type { Logger, ProviderName } from "@sieve/shared";
+import type { GpuEngineState, Logger, ProviderName } from "@sieve/shared";
 import { ProviderError, coerceError } from "@sieve/shared/errors";
 import type { LlmProvider, StructuredCallRequest, StructuredCallResult } from "../providers/types.js";
 import { VllmProvider } from "../providers/vllm/index.js";
@@ -54,6 +54,8 @@ class Engine {
   failures = 0;
   /** Consecutive monitor rounds in which both /metrics and /health failed. */
   probeFailures = 0;
+  /** Why it last failed (shown on the console), cleared when it comes back. */
+  lastError: string | undefined;
   drain = Engine.drainController();
   constructor(
     readonly cfg: GpuEngineConfig,
@@ -77,6 +79,7 @@ class Engine {
     this.drain = Engine.drainController();
     this.failures = 0;
     this.probeFailures = 0;
+    this.lastError = undefined;
     this.health = "healthy";
   }
 }
@@ -160,6 +163,7 @@ export class GpuPool implements LlmProvider {
 
   private fail(e: Engine, why: string, drainNow = false): void {
     e.failures++;
+    e.lastError = why.slice(0, 300);
     e.limiter.onFailure(Date.now());
     if (e.health === "healthy" && (drainNow || e.failures >= this.o.failAfter)) {
       e.health = "drained";
@@ -288,6 +292,24 @@ export class GpuPool implements LlmProvider {
     if (current >= decayed) [this.peakItemsPerS, this.peakAt] = [current, now];
     const healthyEngines = this.engines.filter((e) => e.health === "healthy").length;
     return { itemsPerS: healthyEngines === 0 ? 0 : Math.max(current, decayed), healthyEngines, capacity: this.capacity() };
+  }
+
+  /** Per-engine state for the operator console (published to Redis next to laneStats). */
+  engineStates(): GpuEngineState[] {
+    return this.engines.map((e, i) => {
+      const g = e.limiter.lastGauges();
+      return {
+        id: `vllm-${i}`,
+        url: e.cfg.baseURL,
+        model: e.cfg.model,
+        health: e.health,
+        limit: e.limiter.limit,
+        inFlight: e.inFlight,
+        signal: e.limiter.signal,
+        ...(g ? { running: g.running, waiting: g.waiting, gaugesAt: g.at, ...(g.kvUsage !== undefined ? { kvUsage: g.kvUsage } : {}) } : {}),
+        ...(e.lastError ? { lastError: e.lastError } : {}),
+      };
+    });
   }
 
   /** For tests and /metrics: per-engine state. */

@@ -51,9 +51,17 @@
     var v = function (k, f) { return e.samples.map(function (s) { return s[k] == null ? null : s[k] * (f || 1); }); };
     var now = Date.now() / 1000;
     var pts = { show: true, size: 5 };
-    new uPlot({ width: Math.max(320, box.clientWidth - 8), height: 180,
-      scales: { x: { time: true, range: [Math.min(xs[0], now - 1800), now] } },
-      series: [{}, { label: "running", stroke: "#2563eb", points: pts }, { label: "waiting", stroke: "#dc2626", points: pts }, { label: "KV %", stroke: "#16a34a", points: pts }] },
-      [xs, v("running"), v("waiting"), v("kvCacheUsage", 100)], box);
+    var pct = function (u, vals) { return vals.map(function (x) { return x == null ? "" : Math.round(x) + "%"; }); };
+    // Calls on the left axis (limit, in flight, running, waiting); KV cache on its own 0-100 % axis.
+    new uPlot({ width: Math.max(320, box.clientWidth - 8), height: 200,
+      scales: { x: { time: true, range: [Math.min(xs[0], now - 1800), now] }, pct: { range: [0, 100] } },
+      axes: [{}, {}, { scale: "pct", side: 1, grid: { show: false }, values: pct }],
+      series: [{},
+        { label: "limit", stroke: "#9333ea", width: 2, points: pts },
+        { label: "in flight", stroke: "#ea580c", points: pts },
+        { label: "running", stroke: "#2563eb", points: pts },
+        { label: "waiting", stroke: "#dc2626", points: pts },
+        { label: "KV %", stroke: "#16a34a", scale: "pct", points: pts }] },
+      [xs, v("limit"), v("inFlight"), v("running"), v("waiting"), v("kvCacheUsage", 100)], box);
   });
 })();
