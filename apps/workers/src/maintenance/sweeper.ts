@@ -6,7 +6,7 @@
  */
 import type { Queue } from "bullmq";
 import { batchKey, countTokens, type Db, type Env, type Logger, type Parcel, type ProviderName, TaskParams, parcelJobId } from "@sieve/shared";
-import { markEnqueued, pendingItemsOfJob, staleJobs } from "@sieve/shared/db/ops/jobs";
+import { markEnqueued, pendingItemsOfJob, staleJobs, type JobRow } from "@sieve/shared/db/ops/jobs";
 import { purgeIdempotencyKeys } from "@sieve/shared/db/ops/idempotency";
 import { interruptStaleCalls } from "@sieve/shared/db/ops/results";
 import type { ExactCache } from "@sieve/shared/dedup/exact";
@@ -18,8 +18,18 @@ export interface SweepOptions {
   env: Env;
   queues: Map<ProviderName, Queue>;
   log: Logger;
-  /** Jobs younger than this are left alone. @defaultValue 60000 */
+  /**
+   * Jobs never marked enqueued (the producer may still be enqueueing them) younger than this are
+   * left alone. @defaultValue 60000
+   */
   staleAfterMs?: number;
+  /**
+   * Enqueued jobs younger than this are left alone; older ones are repaired when none of their
+   * parcels is live in Redis (Redis lost them). @defaultValue min(staleAfterMs, 15000)
+   */
+  orphanAfterMs?: number;
+  /** Most jobs looked at in one sweep (paged 100 at a time). @defaultValue 5000 */
+  maxJobsPerSweep?: number;
   /**
    * The exact cache, when on: items coalesced with an identical item in flight wait for their
    * leader (however long its lane takes, e.g. flex) until its claim expires, instead of being sent again.
@@ -31,10 +41,14 @@ export async function sweepOnce(opts: SweepOptions): Promise<{ repaired: number;
   // Idempotency keys past their retention (README, "Idempotency-Key"): one indexed delete per tick.
   await purgeIdempotencyKeys(opts.db, opts.env.SIEVE_IDEMPOTENCY_TTL_HOURS);
   await markInterruptedCalls(opts);
-  const stale = await staleJobs(opts.db, new Date(Date.now() - (opts.staleAfterMs ?? 60_000)));
+  const staleAfterMs = opts.staleAfterMs ?? 60_000;
+  const orphanAfterMs = Math.min(staleAfterMs, opts.orphanAfterMs ?? 15_000);
+  const now = Date.now();
   let repaired = 0;
   let itemsRequeued = 0;
-  for (const job of stale) {
+  for await (const job of pagesOfStaleJobs(opts.db, new Date(now - orphanAfterMs), opts.maxJobsPerSweep ?? 5_000)) {
+    // Not yet marked enqueued: the producer may be enqueueing it right now; give it the longer wait.
+    if (!job.enqueued && job.createdAt.getTime() > now - staleAfterMs) continue;
     const queue = opts.queues.get(job.provider as ProviderName);
     if (!queue) continue;
     // A lane-router job (lane auto) has parcels on several provider queues, numbered across them.
@@ -98,6 +112,20 @@ export async function sweepOnce(opts: SweepOptions): Promise<{ repaired: number;
     opts.log.warn({ jobId: job.id, items: pending.length, wasEnqueued: job.enqueued }, "sweeper re-enqueued items no queue message would answer");
   }
   return { repaired, items: itemsRequeued };
+}
+
+/** Stale jobs oldest first, a page at a time, at most `max` in all. */
+async function* pagesOfStaleJobs(db: Db, olderThan: Date, max: number): AsyncGenerator<JobRow> {
+  let after: { createdAt: Date; id: string } | undefined;
+  let seen = 0;
+  while (seen < max) {
+    const page = await staleJobs(db, olderThan, Math.min(100, max - seen), after);
+    for (const job of page) yield job;
+    seen += page.length;
+    if (page.length < 100) return;
+    const last = page[page.length - 1]!;
+    after = { createdAt: last.createdAt, id: last.id };
+  }
 }
 
 /**

@@ -175,12 +175,24 @@ export async function pendingItemsOfJob(db: Db, jobId: string, opts: { skipBatch
 }
 
 /** Jobs not finished, created before `olderThan`: candidates for the sweeper. */
-export async function staleJobs(db: Db, olderThan: Date, limit = 100): Promise<JobRow[]> {
+/**
+ * Pending realtime/auto jobs created before `olderThan`, oldest first, `limit` at a time. Pass the
+ * last row of a page as `after` for the next one (keyset paging: a backlog of live jobs never hides
+ * the orphans behind it).
+ */
+export async function staleJobs(db: Db, olderThan: Date, limit = 100, after?: { createdAt: Date; id: string }): Promise<JobRow[]> {
   return db
     .select()
     .from(jobs)
-    .where(and(eq(jobs.status, "pending"), sql`${jobs.lane} in ('realtime', 'auto')`, sql`${jobs.createdAt} < ${olderThan.toISOString()}`))
-    .orderBy(asc(jobs.createdAt))
+    .where(
+      and(
+        eq(jobs.status, "pending"),
+        sql`${jobs.lane} in ('realtime', 'auto')`,
+        sql`${jobs.createdAt} < ${olderThan.toISOString()}`,
+        after ? sql`(${jobs.createdAt}, ${jobs.id}) > (${after.createdAt.toISOString()}::timestamptz, ${after.id})` : undefined,
+      ),
+    )
+    .orderBy(asc(jobs.createdAt), asc(jobs.id))
     .limit(limit);
 }
 
