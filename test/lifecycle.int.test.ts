@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { createServer, type AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
-import { createTestDb, testPrefix } from "@sieve/shared/db/testing";
+import { createTestDb, deleteRedisPrefix, testPrefix } from "@sieve/shared/db/testing";
 import { startHarness, LABELS } from "./support/harness.js";
 
 function counts(list: string[]): Map<string, number> {
@@ -37,6 +37,8 @@ test("the API exits non-zero with a clear message when its port is taken", async
   const port = (busy.address() as AddressInfo).port;
   const db = await createTestDb("sieve_port");
   const main = fileURLToPath(new URL("../apps/producer/src/main.ts", import.meta.url));
+  const prefix = testPrefix("port");
+  const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
   const child = spawn(process.execPath, ["--import", "tsx", main], {
     env: {
       ...process.env,
@@ -44,8 +46,8 @@ test("the API exits non-zero with a clear message when its port is taken", async
       PORT: String(port),
       HOST: "127.0.0.1",
       DATABASE_URL: db.url,
-      REDIS_URL: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
-      SIEVE_QUEUE_PREFIX: testPrefix("port"),
+      REDIS_URL: redisUrl,
+      SIEVE_QUEUE_PREFIX: prefix,
       SIEVE_SIMULATOR: "true",
       SIEVE_SIMULATOR_PORT: "0",
       SIEVE_SEMANTIC_CACHE: "off",
@@ -68,5 +70,7 @@ test("the API exits non-zero with a clear message when its port is taken", async
     child.kill("SIGKILL");
     busy.close();
     await db.drop();
+    // The API registered its queues before it found the port taken.
+    await deleteRedisPrefix(redisUrl, prefix);
   }
 });
