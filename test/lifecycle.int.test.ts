@@ -36,9 +36,9 @@ test("the API exits non-zero with a clear message when its port is taken", async
   await once(busy, "listening");
   const port = (busy.address() as AddressInfo).port;
   const db = await createTestDb("sieve_port");
+  const main = fileURLToPath(new URL("../apps/producer/src/main.ts", import.meta.url));
   const prefix = testPrefix("port");
   const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-  const main = fileURLToPath(new URL("../apps/producer/src/main.ts", import.meta.url));
   const child = spawn(process.execPath, ["--import", "tsx", main], {
     env: {
       ...process.env,
@@ -70,7 +70,7 @@ test("the API exits non-zero with a clear message when its port is taken", async
     child.kill("SIGKILL");
     busy.close();
     await db.drop();
-    // The process made its queues before it failed to listen: their keys are this test's to remove.
+    // The API registered its queues before it found the port taken.
     await deleteRedisPrefix(redisUrl, prefix);
   }
 });

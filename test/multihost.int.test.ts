@@ -186,6 +186,12 @@ describe("several hosts: a worker host cut off mid-run and brought back", { skip
     assert.equal(w2Final.textsResent, 0, "w2 sent no item twice");
     const w1Final = final.byRemote[w1.addr]!;
     const callsAfter = await count("select count(*)::int as n from llm_calls");
+    // No invisible spend: every call the provider answered has its llm_calls row, the cut-off
+    // host's included (by request id, or as a row recorded before the call and never completed).
+    const ledger = (await admin.query("select request_id from llm_calls")).rows.map((r) => r.request_id as string | null);
+    const ids = new Set(ledger.filter((x): x is string => x !== null));
+    const unrecorded = Math.max(0, final.requestIds.filter((id) => !ids.has(id)).length - ledger.filter((x) => x === null).length);
+    assert.equal(unrecorded, 0, "every provider call is in the ledger");
     console.log(
       `# multihost: w1 had ${w1InFlight} call(s) in flight at the cut and ${w1Unwritten.length} answer(s) it had not written; ` +
         `once back it made ${w1Final.requests - (backAt.byRemote[w1.addr]?.requests ?? 0)} more provider call(s); ` +
