@@ -14,7 +14,7 @@
  *   message; other 4xx (bad request, content filter) are split, since one item may cause them.
  */
 import type { Logger } from "@sieve/shared";
-import { ProviderError, coerceError, costUsd, countChatTokens, countTokens, metrics, renderPrompt, validateResults, type PriceTable, type TaskParams, type ProviderName, type NewResult } from "@sieve/shared";
+import { ProviderError, classifyInfraError, coerceError, costUsd, countChatTokens, countTokens, metrics, renderPrompt, validateResults, type PriceTable, type TaskParams, type ProviderName, type NewResult } from "@sieve/shared";
 import type { Db } from "@sieve/shared";
 import { openLlmCall, recordOutcome, type FinishedJob } from "@sieve/shared/db/ops/results";
 import type { LlmProvider } from "../providers/types.js";
@@ -43,6 +43,12 @@ export interface ExecuteContext {
   singleAttempts?: number;
   signal?: AbortSignal;
   log: Logger;
+  /**
+   * How long an answer that could not be written (Postgres unreachable) is kept and its write
+   * retried before the items are handed back for another call, in ms: a short Postgres outage
+   * then costs no second provider call (docs/operations.md#outages). @defaultValue 120000
+   */
+  persistRetryMs?: number;
   /** Called after each persisted write with the jobs it finished (publish events, metrics). */
   onPersisted?: (info: { finishedJobs: FinishedJob[]; llmCallId: number | null; rows: NewResult[]; inserted: Set<number> }) => void | Promise<void>;
   /** Called with the valid answers of each call that carried several items (re-check sampling, docs/quality.md). */
@@ -129,7 +135,7 @@ export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Pro
 
   const persist = async (call: Parameters<typeof recordOutcome>[1], rows: NewResult[]) => {
     if (call) observeCall(call);
-    const out = await recordOutcome(ctx.db, call, rows);
+    const out = await writeRetryingOutages(ctx, () => recordOutcome(ctx.db, call, rows));
     for (const r of rows) if (out.inserted.includes(r.itemId)) metrics.itemsFinished.inc({ status: r.status, cache: "none" });
     for (const r of rows) final.add(r.itemId);
     await ctx.onPersisted?.({ finishedJobs: out.finishedJobs, llmCallId: out.llmCallId, rows, inserted: new Set(out.inserted) });
@@ -251,4 +257,23 @@ export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Pro
     return { final, transient: { itemIds: pending, error: state.transient.error }, calls: state.calls };
   }
   return { final, calls: state.calls };
+}
+
+/**
+ * Runs a write of answers the provider already gave (and was paid for), retrying while Postgres is
+ * unreachable, up to `ctx.persistRetryMs` or until the call's signal aborts: giving up would send
+ * the same items to the provider again once Postgres is back. The write is one idempotent
+ * transaction (results ON CONFLICT DO NOTHING, the call row updated by id), so a retry after a
+ * connection lost mid-commit cannot double anything. Other errors are thrown at once.
+ */
+export async function writeRetryingOutages<T>(ctx: Pick<ExecuteContext, "persistRetryMs" | "signal">, write: () => Promise<T>): Promise<T> {
+  const until = Date.now() + (ctx.persistRetryMs ?? 120_000);
+  for (let delay = 500; ; delay = Math.min(delay * 2, 5_000)) {
+    try {
+      return await write();
+    } catch (e) {
+      if (classifyInfraError(e) !== "postgres" || Date.now() + delay > until || ctx.signal?.aborted) throw e;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
 }
