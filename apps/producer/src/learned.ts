@@ -23,6 +23,7 @@ import {
   queryRows,
   validateResults,
   type Db,
+  type DependencyMonitor,
   type Env,
   type Logger,
   type ProviderEndpoint,
@@ -47,7 +48,7 @@ export interface LearnedService extends LearnedLookup {
   close(): Promise<void>;
 }
 
-export async function createLearnedService(opts: { env: Env; db: Db; log: Logger; endpoints: Map<ProviderName, ProviderEndpoint>; embedder?: Embedder }): Promise<LearnedService> {
+export async function createLearnedService(opts: { env: Env; db: Db; log: Logger; endpoints: Map<ProviderName, ProviderEndpoint>; embedder?: Embedder; monitor?: DependencyMonitor }): Promise<LearnedService> {
   const { env, db, log } = opts;
   const embedder = new MemoEmbedder(opts.embedder ?? createEmbedder(env));
   const cache = new LearnedCache({
@@ -73,7 +74,8 @@ export async function createLearnedService(opts: { env: Env; db: Db; log: Logger
     },
     { connection, prefix, concurrency: 1 },
   );
-  fillWorker.on("error", (e) => log.warn({ err: coerceError(e).message }, "learned-fill worker error"));
+  if (opts.monitor) opts.monitor.watch(fillWorker, "learned-fill worker");
+  else fillWorker.on("error", (e) => log.warn({ err: coerceError(e).message }, "learned-fill worker error"));
 
   const auditWorker = new Worker(
     LEARNED_AUDIT_QUEUE,
@@ -135,7 +137,8 @@ export async function createLearnedService(opts: { env: Env; db: Db; log: Logger
     },
     { connection, prefix, concurrency: 1 },
   );
-  auditWorker.on("error", (e) => log.warn({ err: coerceError(e).message }, "learned-audit worker error"));
+  if (opts.monitor) opts.monitor.watch(auditWorker, "learned-audit worker");
+  else auditWorker.on("error", (e) => log.warn({ err: coerceError(e).message }, "learned-audit worker error"));
   log.info({ embedder: embedder.id, maxError: env.SIEVE_LEARNED_MAX_ERROR, minExamples: env.SIEVE_LEARNED_MIN_EXAMPLES }, "learned cache ready");
 
   return {

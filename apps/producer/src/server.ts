@@ -80,7 +80,7 @@ export async function startApi(opts: {
   // Learned classification cache (docs/quality.md): shares the semantic cache's embedder when there is one.
   const learned =
     env.SIEVE_CACHE_ENABLED && env.SIEVE_LEARNED_CACHE
-      ? await createLearnedService({ env, db: opts.db, log: opts.log, endpoints: opts.endpoints, ...(ownSemantic ? { embedder: (await ownSemantic.start()).cache.embedder } : {}) })
+      ? await createLearnedService({ env, db: opts.db, log: opts.log, endpoints: opts.endpoints, monitor, ...(ownSemantic ? { embedder: (await ownSemantic.start()).cache.embedder } : {}) })
       : undefined;
   const dedup =
     opts.dedup ??

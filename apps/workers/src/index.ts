@@ -150,9 +150,9 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
     : undefined;
   // Packed answers checked live (docs/quality.md): sample -> queue -> single-item call -> controller.
   const recheckQueue = env.SIEVE_RECHECK_RATE > 0 ? new Queue(RECHECK_QUEUE, { connection, prefix }) : undefined;
-  const recheckSample = recheckQueue ? createRecheckSampler(recheckQueue, env.SIEVE_RECHECK_RATE, log) : undefined;
-  const recheckWorker = recheckQueue ? startRecheckWorker({ db, env, connection, prefix, providers, prices, log: log.child({ role: "recheck" }) }) : undefined;
-  const limits = new BatchLimits(db, log);
+  const recheckSample = recheckQueue ? createRecheckSampler(recheckQueue, env.SIEVE_RECHECK_RATE, log, Math.random, (e) => monitor.report(e, "re-check queue") !== undefined) : undefined;
+  const recheckWorker = recheckQueue ? startRecheckWorker({ db, env, connection, prefix, providers, prices, monitor, log: log.child({ role: "recheck" }) }) : undefined;
+  const limits = new BatchLimits(db, log, 5_000, (e) => monitor.report(e, "batch limits") !== undefined);
   await limits.start();
   const aggregators: Aggregator[] = [];
   const lanes = workerLanes(env, providers.keys());

@@ -44,6 +44,8 @@ export class BatchLimits {
     private readonly db: Db,
     private readonly log: Logger,
     private readonly refreshMs = 5_000,
+    /** Reports an outage (true: it was one, already logged once by the dependency monitor). */
+    private readonly report: (e: unknown) => boolean = () => false,
   ) {}
 
   async start(): Promise<void> {
@@ -57,8 +59,9 @@ export class BatchLimits {
       const rows = await this.db.select({ batchKey: batchLimits.batchKey, maxItems: batchLimits.maxItems }).from(batchLimits);
       this.limits = new Map(rows.map((r) => [r.batchKey, r.maxItems]));
     } catch (e) {
-      // Keep the last snapshot: the limits only ever lower the configured maxItems.
-      this.log.warn({ err: coerceError(e).message }, "could not refresh batch limits");
+      // Keep the last snapshot: the limits only ever lower the configured maxItems. During a
+      // Postgres outage the monitor has logged it once; a line every 5 s would say nothing new.
+      if (!this.report(e)) this.log.warn({ err: coerceError(e).message }, "could not refresh batch limits");
     }
   }
 

@@ -19,6 +19,7 @@ import {
   queryRows,
   validateResults,
   type Db,
+  type DependencyMonitor,
   type Env,
   type Logger,
   type NewResult,
@@ -56,7 +57,7 @@ export function controllerConfig(env: Env, task: TaskParams["task"]): Controller
 }
 
 /** Samples a landed call's answers and queues them; never throws (the results are already saved). */
-export function createRecheckSampler(queue: Queue, rate: number, log: Logger, rand: () => number = Math.random) {
+export function createRecheckSampler(queue: Queue, rate: number, log: Logger, rand: () => number = Math.random, report: (e: unknown) => boolean = () => false) {
   return async (call: AnsweredCall): Promise<void> => {
     const items = call.rows
       .filter((r) => r.status === "ok" && sampleForRecheck(call.callItems, rate, rand))
@@ -78,7 +79,8 @@ export function createRecheckSampler(queue: Queue, rate: number, log: Logger, ra
         await queue.add("recheck", job, { attempts: 3, backoff: { type: "exponential", delay: 5_000 }, removeOnComplete: { age: 3_600, count: 1_000 }, removeOnFail: { age: 86_400 } });
       }
     } catch (e) {
-      log.warn({ err: coerceError(e).message, batchKey: call.batchKey }, "could not queue re-checks");
+      // A Redis outage is logged once by the dependency monitor, not once per answered call.
+      if (!report(e)) log.warn({ err: coerceError(e).message, batchKey: call.batchKey }, "could not queue re-checks");
     }
   };
 }
@@ -93,6 +95,8 @@ export interface RecheckWorkerOptions {
   log: Logger;
   /** Clock for the controller (tests). @defaultValue Date.now */
   now?: () => number;
+  /** Outages of Redis and Postgres: the worker's errors are logged once per outage there. */
+  monitor?: DependencyMonitor;
 }
 
 /** Asks one re-check job's items alone and records the outcome. Exported for tests. */
@@ -187,6 +191,7 @@ export function startRecheckWorker(opts: RecheckWorkerOptions): Worker {
     // Off the hot path and low volume: one at a time per process keeps it out of the calls' way.
     { connection: opts.connection, prefix: opts.prefix, concurrency: 1 },
   );
-  worker.on("error", (e) => opts.log.warn({ err: coerceError(e).message }, "re-check worker error"));
+  if (opts.monitor) opts.monitor.watch(worker, "re-check worker");
+  else worker.on("error", (e) => opts.log.warn({ err: coerceError(e).message }, "re-check worker error"));
   return worker;
 }
