@@ -14,7 +14,7 @@
  *   message; other 4xx (bad request, content filter) are split, since one item may cause them.
  */
 import type { Logger } from "@sieve/shared";
-import { ProviderError, classifyInfraError, coerceError, costUsd, countChatTokens, countTokens, metrics, renderPrompt, validateResults, type PriceTable, type TaskParams, type ProviderName, type NewResult } from "@sieve/shared";
+import { ProviderError, classifyInfraError, coerceError, costUsd, countChatTokens, countTokens, metrics, observeLlmCall, renderPrompt, validateResults, type PriceTable, type TaskParams, type ProviderName, type NewResult } from "@sieve/shared";
 import type { Db } from "@sieve/shared";
 import { openLlmCall, recordOutcome, type FinishedJob } from "@sieve/shared/db/ops/results";
 import type { LlmProvider } from "../providers/types.js";
@@ -91,20 +91,6 @@ function outcomeOf(err: ProviderError): string {
   }
 }
 
-type CallRow = NonNullable<Parameters<typeof recordOutcome>[1]>;
-
-/** Prometheus counters for one provider request. */
-function observeCall(c: CallRow): void {
-  const labels = { provider: c.provider, model: c.model };
-  metrics.llmCalls.inc({ ...labels, lane: c.lane, outcome: c.outcome });
-  metrics.llmItems.inc({ ...labels, lane: c.lane }, c.itemCount);
-  if (c.inputTokens) metrics.tokens.inc({ ...labels, kind: "input" }, c.inputTokens);
-  if (c.outputTokens) metrics.tokens.inc({ ...labels, kind: "output" }, c.outputTokens);
-  if (c.cachedInputTokens) metrics.tokens.inc({ ...labels, kind: "cached_input" }, c.cachedInputTokens);
-  if (c.costUsd) metrics.costUsd.inc({ ...labels, lane: c.lane }, Number(c.costUsd));
-  if (c.latencyMs) metrics.callLatency.observe({ provider: c.provider }, c.latencyMs / 1000);
-}
-
 /** Tokens of a batch key's system prompt (the same for every call of the key), most recent keys. */
 const systemTokens = new Map<string, number>();
 
@@ -134,7 +120,7 @@ export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Pro
   const providerName: ProviderName = ctx.provider.name;
 
   const persist = async (call: Parameters<typeof recordOutcome>[1], rows: NewResult[]) => {
-    if (call) observeCall(call);
+    if (call) observeLlmCall(call);
     const out = await writeRetryingOutages(ctx, () => recordOutcome(ctx.db, call, rows));
     for (const r of rows) if (out.inserted.includes(r.itemId)) metrics.itemsFinished.inc({ status: r.status, cache: "none" });
     for (const r of rows) final.add(r.itemId);
@@ -183,7 +169,7 @@ export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Pro
         e instanceof ProviderError ? e : new ProviderError({ provider: providerName, kind: "server", message: coerceError(e).message, cause: e });
       const callRow = { id: callId, ...baseCall, state: "error", outcome: outcomeOf(err), error: err.message.slice(0, 2000), latencyMs: Date.now() - started };
       if (err.retryable) {
-        observeCall(callRow);
+        observeLlmCall(callRow);
         await recordOutcome(ctx.db, callRow, []);
         state.transient = { itemIds: batch.map((b) => b.itemId), error: err };
         return;
@@ -192,7 +178,7 @@ export async function executeBatch(ctx: ExecuteContext, items: BatchItem[]): Pro
         await persist(callRow, errorRows(batch, "provider_rejected", `${providerName}: ${err.message}`));
         return;
       }
-      observeCall(callRow);
+      observeLlmCall(callRow);
       await recordOutcome(ctx.db, callRow, []);
       const mid = Math.ceil(batch.length / 2);
       await run(batch.slice(0, mid), 1);
