@@ -16,9 +16,9 @@ import {
   LearnedAuditJob,
   LearnedFillJob,
   coerceError,
-  costUsd,
   createRedis,
   loadPriceTable,
+  observeLlmCall,
   qualityMetrics,
   queryRows,
   validateResults,
@@ -30,10 +30,11 @@ import {
   type ProviderName,
 } from "@sieve/shared";
 import { scopeFields, type CacheScopeInput } from "@sieve/shared/dedup/keys";
-import { cacheAudits, llmCalls } from "@sieve/shared/db/schema/index";
+import { cacheAudits } from "@sieve/shared/db/schema/index";
 import { MemoEmbedder } from "@sieve/cache/embeddings/memo";
 import { LearnedCache, type CacheScope, type Embedder, type LearnedAnswer } from "@sieve/cache";
 import { createProviders } from "@sieve/workers/providers/index";
+import { completeSideCall, sendSideCall } from "@sieve/workers/providers/sideCall";
 import { createEmbedder } from "./semantic.js";
 
 export interface LearnedLookup {
@@ -87,30 +88,21 @@ export async function createLearnedService(opts: { env: Env; db: Db; log: Logger
       const vectors = await embedder.embed(data.answers.map((a) => a.text));
       for (const [i, a] of data.answers.entries()) {
         // Alone, like a re-check: a packed call's own noise would blur the audit.
-        const res = await provider.callStructured({ model: data.scope.model, params: data.scope.params, items: [{ id: "i1", text: a.text }], timeoutMs: env.SIEVE_CALL_TIMEOUT_MS });
+        const { res, call: answered } = await sendSideCall(db, prices, provider, {
+          tenantId: data.scope.tenantId,
+          provider: data.scope.provider,
+          model: data.scope.model,
+          lane: "audit",
+          batchKey: "learned-audit",
+          params: data.scope.params,
+          items: [{ id: "i1", text: a.text }],
+          timeoutMs: env.SIEVE_CALL_TIMEOUT_MS,
+        });
         const v = res.answer === undefined ? undefined : validateResults(data.scope.params, ["i1"], res.answer);
         const llm = v?.ok.get("i1") as { label: string } | undefined;
         const agree = llm === undefined ? null : llm.label === a.label;
-        const cost = costUsd(prices, data.scope.model, res.usage, "realtime");
-        await db.transaction(async (tx) => {
-          const [call] = await tx
-            .insert(llmCalls)
-            .values({
-              tenantId: data.scope.tenantId,
-              provider: data.scope.provider,
-              model: data.scope.model,
-              lane: "audit",
-              batchKey: "learned-audit",
-              itemCount: 1,
-              inputTokens: res.usage.inputTokens,
-              outputTokens: res.usage.outputTokens,
-              cachedInputTokens: res.usage.cachedInputTokens ?? 0,
-              latencyMs: res.latencyMs,
-              costUsd: cost.usd.toFixed(8),
-              outcome: llm ? "ok" : "invalid_output",
-              validCount: llm ? 1 : 0,
-            })
-            .returning({ id: llmCalls.id });
+        const call = await db.transaction(async (tx) => {
+          const completed = await completeSideCall(tx as unknown as Db, answered, { outcome: llm ? "ok" : "invalid_output", validCount: llm ? 1 : 0 });
           await tx.insert(cacheAudits).values({
             tenantId: data.scope.tenantId,
             task: data.scope.params.task,
@@ -121,9 +113,11 @@ export async function createLearnedService(opts: { env: Env; db: Db; log: Logger
             cachedOutput: { label: a.label },
             llmOutput: llm ?? null,
             agree,
-            llmCallId: call?.id ?? null,
+            llmCallId: completed.id,
           });
+          return completed;
         });
+        observeLlmCall(call);
         if (agree === null || !llm) continue;
         qualityMetrics.learnedAudits.inc({ task: data.scope.params.task, agree: String(agree) });
         cache.audit(scope, vectors[i]!, { label: a.label, confidence: a.confidence, threshold: a.threshold }, llm.label);

@@ -17,12 +17,9 @@ import {
   CacheAuditJob,
   CacheFillJob,
   coerceError,
-  costUsd,
-  countChatTokens,
   createRedis,
   loadPriceTable,
   metrics,
-  renderPrompt,
   observeLlmCall,
   validateResults,
   type DependencyMonitor,
@@ -34,10 +31,10 @@ import {
 } from "@sieve/shared";
 import { scopeFields, type CacheScopeInput } from "@sieve/shared/dedup/keys";
 import { cacheAudits } from "@sieve/shared/db/schema/index";
-import { openLlmCall, recordOutcome } from "@sieve/shared/db/ops/results";
 import { MemoEmbedder } from "@sieve/cache/embeddings/memo";
 import { OpenAIEmbedder, PgVectorStore, QdrantStore, SemanticCache, UseLiteEmbedder, type Embedder, type VectorStore } from "@sieve/cache";
 import { createProviders } from "@sieve/workers/providers/index";
+import { completeSideCall, sendSideCall } from "@sieve/workers/providers/sideCall";
 import type { SemanticLookup } from "./dedup.js";
 import type { DedupContext } from "./submit.js";
 
@@ -126,37 +123,20 @@ export async function createSemanticService(opts: SemanticServiceOptions): Promi
       if (!provider) return;
       const ids = data.hits.map((_, i) => `i${i + 1}`);
       const items = data.hits.map((h, i) => ({ id: ids[i]!, text: h.text }));
-      const base = { tenantId: data.scope.tenantId, provider: data.scope.provider, model: data.scope.model, lane: "audit", batchKey: "cache-audit", itemCount: data.hits.length };
-      // In the ledger before it is sent, like every provider call (docs/retries.md).
-      const prompt = renderPrompt(data.scope.params, items);
-      const estInputTokens = countChatTokens([
-        { role: "system", content: prompt.system },
-        { role: "user", content: prompt.user },
-      ]);
-      const callId = await openLlmCall(opts.db, { ...base, estInputTokens, estCostUsd: costUsd(prices, data.scope.model, { inputTokens: estInputTokens, outputTokens: 0 }).usd.toFixed(8) });
-      let res;
-      try {
-        res = await provider.callStructured({ model: data.scope.model, params: data.scope.params, items, timeoutMs: env.SIEVE_CALL_TIMEOUT_MS });
-      } catch (e) {
-        await recordOutcome(opts.db, { id: callId, ...base, state: "error", outcome: "server_error", error: coerceError(e).message.slice(0, 2000) }, []);
-        throw e;
-      }
+      const { res, call } = await sendSideCall(opts.db, prices, provider, {
+        tenantId: data.scope.tenantId,
+        provider: data.scope.provider,
+        model: data.scope.model,
+        lane: "audit",
+        batchKey: "cache-audit",
+        params: data.scope.params,
+        items,
+        timeoutMs: env.SIEVE_CALL_TIMEOUT_MS,
+      });
       const v = res.answer === undefined ? undefined : validateResults(data.scope.params, ids, res.answer);
-      const cost = costUsd(prices, data.scope.model, res.usage, "realtime");
-      const auditCall = {
-          id: callId,
-          ...base,
-          state: "ok",
-          inputTokens: res.usage.inputTokens,
-          outputTokens: res.usage.outputTokens,
-          cachedInputTokens: res.usage.cachedInputTokens ?? 0,
-          latencyMs: res.latencyMs,
-          costUsd: cost.usd.toFixed(8),
-          outcome: v && v.failed.size === 0 ? "ok" : "partial",
-          validCount: v?.ok.size ?? 0,
-        };
-      const { llmCallId } = await recordOutcome(opts.db, auditCall, []);
+      const auditCall = await completeSideCall(opts.db, call, { outcome: v && v.failed.size === 0 ? "ok" : "partial", validCount: v?.ok.size ?? 0 });
       observeLlmCall(auditCall);
+      const llmCallId = auditCall.id;
       await opts.db.insert(cacheAudits).values(
         data.hits.map((h, i) => {
           const llm = v?.ok.get(ids[i]!);

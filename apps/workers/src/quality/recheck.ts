@@ -14,7 +14,7 @@ import {
   RECHECK_QUEUE,
   RecheckJob,
   coerceError,
-  costUsd,
+  observeLlmCall,
   qualityMetrics,
   queryRows,
   validateResults,
@@ -27,11 +27,11 @@ import {
   type ProviderName,
   type TaskParams,
 } from "@sieve/shared";
-import { llmCalls } from "@sieve/shared/db/schema/index";
 import { qualityChecks } from "@sieve/shared/db/schema/quality";
 import type { LlmProvider } from "../providers/types.js";
 import { sampleForRecheck, type ControllerConfig } from "./controller.js";
 import { recordOutcomes } from "./limits.js";
+import { completeSideCall, sendSideCall } from "../providers/sideCall.js";
 
 /** What a landed multi-item call hands to the re-check sampler. */
 export interface AnsweredCall {
@@ -110,32 +110,21 @@ export async function processRecheck(opts: RecheckWorkerOptions, data: RecheckJo
   let agreed = 0;
   let total = 0;
   for (const it of data.items.filter((i) => !done.has(i.itemId))) {
-    const res = await provider.callStructured({ model: data.model, params: data.params, items: [{ id: "i1", text: it.text }], timeoutMs: opts.env.SIEVE_CALL_TIMEOUT_MS });
+    const { res, call: answered } = await sendSideCall(opts.db, opts.prices, provider, {
+      tenantId: data.tenantId,
+      provider: data.provider,
+      model: data.model,
+      lane: "recheck",
+      batchKey: data.batchKey,
+      params: data.params,
+      items: [{ id: "i1", text: it.text }],
+      timeoutMs: opts.env.SIEVE_CALL_TIMEOUT_MS,
+    });
     const v = res.answer === undefined ? undefined : validateResults(data.params, ["i1"], res.answer);
     const single = v?.ok.get("i1");
     const agree = single === undefined ? null : isDeepStrictEqual(single, it.packedOutput);
-    const cost = costUsd(opts.prices, data.model, res.usage, "realtime");
-    await opts.db.transaction(async (tx) => {
-      const [call] = await tx
-        .insert(llmCalls)
-        .values({
-          tenantId: data.tenantId,
-          provider: data.provider,
-          model: data.model,
-          lane: "recheck",
-          batchKey: data.batchKey,
-          itemCount: 1,
-          inputTokens: res.usage.inputTokens,
-          outputTokens: res.usage.outputTokens,
-          cachedInputTokens: res.usage.cachedInputTokens ?? 0,
-          cacheWriteTokens: res.usage.cacheWriteTokens ?? 0,
-          latencyMs: res.latencyMs,
-          costUsd: cost.usd.toFixed(8),
-          outcome: single === undefined ? "invalid_output" : "ok",
-          validCount: single === undefined ? 0 : 1,
-          requestId: res.requestId ?? null,
-        })
-        .returning({ id: llmCalls.id });
+    const call = await opts.db.transaction(async (tx) => {
+      const completed = await completeSideCall(tx as unknown as Db, answered, { outcome: single === undefined ? "invalid_output" : "ok", validCount: single === undefined ? 0 : 1 });
       await tx
         .insert(qualityChecks)
         .values({
@@ -150,10 +139,12 @@ export async function processRecheck(opts: RecheckWorkerOptions, data: RecheckJo
           packedOutput: it.packedOutput as object,
           singleOutput: (single ?? null) as object | null,
           agree,
-          llmCallId: call?.id ?? null,
+          llmCallId: completed.id,
         })
         .onConflictDoNothing();
+      return completed;
     });
+    observeLlmCall(call);
     const labels = { task: data.params.task, model: data.model, items_per_call: String(data.itemsPerCall) };
     qualityMetrics.rechecks.inc({ ...labels, agree: agree === null ? "none" : String(agree) });
     if (agree === null) continue;
