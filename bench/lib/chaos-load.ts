@@ -6,6 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { sleep } from "../../test/support/children.js";
+import { createRng } from "@sieve/simulator/faults";
 
 export interface Submission {
   key: string;
@@ -36,16 +37,9 @@ export interface LoadStats {
 
 const LABELS = ["World", "Sports", "Business", "Sci/Tech"];
 
-/** mulberry32: a small seeded PRNG so a run's schedule can be reproduced. */
+/** The simulator's seeded PRNG (mulberry32), so a run's schedule can be reproduced. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return createRng(seed);
 }
 
 /**

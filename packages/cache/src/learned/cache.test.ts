@@ -3,17 +3,10 @@ import assert from "node:assert/strict";
 import type { CacheScope } from "../vector/types.js";
 import { LearnedCache } from "./cache.js";
 import { binomialCdf, clopperPearsonUpper, ThresholdCalibrator } from "./calibration.js";
+import { createRng } from "@sieve/simulator/faults";
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The simulator's seeded PRNG (mulberry32): the same draws every run. */
+const mulberry32 = createRng;
 
 function gauss(r: () => number): number {
   return Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
