@@ -10,7 +10,7 @@ import { sql } from "drizzle-orm";
 import OpenAI from "openai";
 import { queryRows, registry, renderPrompt, resultsJsonSchema } from "@sieve/shared";
 import { startSimulator, type Simulator } from "@sieve/simulator";
-import { startHarness, waitForJob, LABELS, type Harness } from "./support/harness.js";
+import { jobIntegrity, startHarness, waitForJob, LABELS, type Harness } from "./support/harness.js";
 import { agNewsItems } from "./support/datasets.js";
 
 const MODEL = "Qwen/Qwen2.5-7B-Instruct-AWQ";
@@ -29,15 +29,6 @@ function directCall(engine: Simulator, i: number) {
     max_tokens: 2_000,
     response_format: { type: "json_schema", json_schema: { name: "results", schema: resultsJsonSchema(params, items.map((x) => x.id)) as Record<string, unknown>, strict: true } },
   });
-}
-
-async function integrity(h: Harness, jobId: string) {
-  const [row] = await queryRows<{ items: number; results: number; distinct: number; ok: number }>(
-    h.db.db,
-    sql`select (select count(*)::int from items where job_id = ${jobId}) as items, count(*)::int as results,
-               count(distinct item_id)::int as distinct, count(*) filter (where status = 'ok')::int as ok from results where job_id = ${jobId}`,
-  );
-  return row!;
 }
 
 describe("GPU lane: adaptive limiters, drain and failover over two simulated vLLM engines", () => {
@@ -107,7 +98,7 @@ describe("GPU lane: adaptive limiters, drain and failover over two simulated vLL
     assert.ok(maxWaiting <= 20, `no runaway: the engines' queues stayed short before the burst (max waiting ${maxWaiting})`);
     assert.ok(burst, "the burst ran");
     assert.ok(e0Min < e0AtBurst, `engine 0's limit shrank under the other client's queue (${e0AtBurst} -> ${e0Min})`);
-    const r = await integrity(h, jobId);
+    const r = await jobIntegrity(h, jobId);
     assert.deepEqual([r.results, r.distinct, r.ok], [1_500, 1_500, 1_500]);
     // Each engine's limit, in-flight calls and signals are Prometheus metrics.
     const text = await registry.metrics();
@@ -133,7 +124,7 @@ describe("GPU lane: adaptive limiters, drain and failover over two simulated vLL
     assert.ok(sawDrained, "the crashed engine is drained");
     const job = await waitForJob(h, "acme", jobId, 120_000);
     assert.equal(job.status, "completed");
-    const r = await integrity(h, jobId);
+    const r = await jobIntegrity(h, jobId);
     assert.deepEqual([r.items, r.results, r.distinct, r.ok], [400, 400, 400, 400]);
     // It comes back after down (1 s) + loading (1 s) and takes work again.
     for (let i = 0; i < 60 && pool.snapshot()[0]!.health !== "healthy"; i++) await new Promise((r) => setTimeout(r, 100));
@@ -159,7 +150,7 @@ describe("GPU lane: adaptive limiters, drain and failover over two simulated vLL
     assert.ok(drainedAfter >= 0 && drainedAfter < 3_000, `drained after ${drainedAfter} ms`);
     const job = await waitForJob(h, "acme", jobId, 120_000);
     assert.equal(job.status, "completed");
-    const r = await integrity(h, jobId);
+    const r = await jobIntegrity(h, jobId);
     assert.deepEqual([r.items, r.results, r.distinct, r.ok], [300, 300, 300, 300]);
     for (let i = 0; i < 80 && pool.snapshot()[1]!.health !== "healthy"; i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal(pool.snapshot()[1]!.health, "healthy", "back once it answers again");
@@ -179,7 +170,7 @@ describe("GPU lane: adaptive limiters, drain and failover over two simulated vLL
     );
     assert.equal(calls[0]?.model, "gpt-4.1-mini");
     assert.ok((calls[0]?.cost ?? 0) > 0, "priced at the cloud model's price");
-    const r = await integrity(h, jobId);
+    const r = await jobIntegrity(h, jobId);
     assert.deepEqual([r.results, r.distinct, r.ok], [40, 40, 40]);
   });
 });

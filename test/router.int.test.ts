@@ -11,20 +11,11 @@ import { Queue } from "bullmq";
 import { createLogger, createRedis, publishGpuStats, queryRows, realtimeQueueName, type ProviderName } from "@sieve/shared";
 import { sweepOnce } from "@sieve/workers";
 import { startSimulator, type Simulator } from "@sieve/simulator";
-import { startHarness, waitForJob, LABELS, type Harness } from "./support/harness.js";
+import { jobIntegrity, startHarness, waitForJob, LABELS, type Harness } from "./support/harness.js";
 import { agNewsItems } from "./support/datasets.js";
 
 function items(n: number, tag: string) {
   return agNewsItems(n).map(({ id, text }) => ({ id, text: `${text} [${tag}]` }));
-}
-
-async function integrity(h: Harness, jobId: string) {
-  const [row] = await queryRows<{ items: number; results: number; distinct: number; ok: number }>(
-    h.db.db,
-    sql`select (select count(*)::int from items where job_id = ${jobId}) as items, count(*)::int as results,
-               count(distinct item_id)::int as distinct, count(*) filter (where status = 'ok')::int as ok from results where job_id = ${jobId}`,
-  );
-  return row!;
 }
 
 const lanesOf = (job: any) => job.items.reduce((m: Record<string, number>, i: any) => ((m[i.lane] = (m[i.lane] ?? 0) + 1), m), {});
@@ -65,7 +56,7 @@ describe("lane router: lane auto with a deadline", () => {
     assert.ok(flex.every((i: any) => i.provider === "openai" && i.model === "gpt-5-mini" && /OpenAI flex processing at batch price/.test(i.laneReason)));
     const calls = await queryRows<{ lane: string; n: number }>(h.db.db, sql`select lane, count(*)::int as n from llm_calls where model = 'gpt-5-mini' group by lane`);
     assert.deepEqual(calls.map((c) => c.lane), ["flex"]);
-    assert.deepEqual(Object.values(await integrity(h, res.body.id)), [300, 300, 300, 300]);
+    assert.deepEqual(Object.values(await jobIntegrity(h, res.body.id)), [300, 300, 300, 300]);
   });
 
   test("flex refused with a 429 (resource unavailable): answered at the default tier and priced as such", async () => {
@@ -80,7 +71,7 @@ describe("lane router: lane auto with a deadline", () => {
         sql`select distinct c.lane, c.outcome from llm_calls c join results r on r.llm_call_id = c.id where r.job_id = ${res.body.id} and c.provider = 'openai'`,
       );
       assert.deepEqual(calls, [{ lane: "realtime", outcome: "ok" }], "flex fell back to the default tier");
-      assert.deepEqual(Object.values(await integrity(h, res.body.id)), [200, 200, 200, 200]);
+      assert.deepEqual(Object.values(await jobIntegrity(h, res.body.id)), [200, 200, 200, 200]);
     } finally {
       h.sim.setFaults({});
     }
@@ -140,7 +131,7 @@ describe("provider outages cost time, not items", () => {
       assert.equal(job.status, "completed");
       assert.ok(job.items.every((i: any) => i.status === "ok" && i.provider === "anthropic"), "answered by the next provider");
       assert.ok(job.items.every((i: any) => / -> moved to anthropic:claude-haiku-4-5: openai is down/.test(i.laneReason)));
-      assert.deepEqual(Object.values(await integrity(h, res.body.id)), [200, 200, 200, 200]);
+      assert.deepEqual(Object.values(await jobIntegrity(h, res.body.id)), [200, 200, 200, 200]);
       // The breaker kept waiting parcels from hammering OpenAI: a handful of calls, not hundreds.
       const tried = await queryRows<{ n: number }>(h.db.db, sql`select count(*)::int as n from llm_calls where provider = 'openai' and outcome = 'server_error'`);
       assert.ok(tried[0]!.n <= 40, `OpenAI calls during the outage: ${tried[0]!.n}`);
@@ -161,7 +152,7 @@ describe("provider outages cost time, not items", () => {
     anthropic.setFaults({});
     const job = await waitForJob(h, "acme", res.body.id, 120_000);
     assert.equal(job.status, "completed");
-    assert.deepEqual(Object.values(await integrity(h, res.body.id)), [60, 60, 60, 60]);
+    assert.deepEqual(Object.values(await jobIntegrity(h, res.body.id)), [60, 60, 60, 60]);
   });
 });
 
@@ -193,7 +184,7 @@ describe("the sweeper and lane-auto jobs whose parcels sit on several queues", (
       const job = await waitForJob(h, "acme", res.body.id);
       assert.equal(job.status, "completed");
       for (const it of job.items) assert.equal(it.provider, it.lane === "local" ? "vllm" : "openai");
-      assert.deepEqual(Object.values(await integrity(h, res.body.id)), [200, 200, 200, 200]);
+      assert.deepEqual(Object.values(await jobIntegrity(h, res.body.id)), [200, 200, 200, 200]);
     } finally {
       await Promise.all([...queues.values()].map((q) => q.close()));
       await redis.quit();

@@ -5,7 +5,8 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { parseEnv, providerEndpoints, createLogger, type Env } from "@sieve/shared";
+import { sql } from "drizzle-orm";
+import { parseEnv, providerEndpoints, createLogger, queryRows, type Env } from "@sieve/shared";
 import { createTestDb, deleteRedisPrefix, testPrefix, type TestDb } from "@sieve/shared/db/testing";
 import { addApiKey } from "@sieve/shared/db/ops/tenants";
 import { startSimulator, type SimulatorFaults } from "@sieve/simulator";
@@ -148,3 +149,13 @@ export async function waitForJob(h: Harness, tenant: string, jobId: string, time
 }
 
 export const LABELS = ["World", "Sports", "Business", "Sci/Tech"];
+
+/** A job's result counts: items, results, distinct items with a result, ok results (one result per item is the invariant). */
+export async function jobIntegrity(h: Harness, jobId: string): Promise<{ items: number; results: number; distinct: number; ok: number }> {
+  const [row] = await queryRows<{ items: number; results: number; distinct: number; ok: number }>(
+    h.db.db,
+    sql`select (select count(*)::int from items where job_id = ${jobId}) as items, count(*)::int as results,
+               count(distinct item_id)::int as distinct, count(*) filter (where status = 'ok')::int as ok from results where job_id = ${jobId}`,
+  );
+  return row!;
+}
