@@ -15,6 +15,7 @@ import {
   queryRows,
   recordOutcome,
   semanticTaskSet,
+  taskSettings,
   systemPrompt,
   type Db,
   type Env,
@@ -123,7 +124,7 @@ export function createDedup(deps: DedupDeps): SubmitDedup {
       if (useSemantic) {
         const rest = items.map((it, i) => ({ it, i })).filter(({ i }) => !answers.has(i));
         if (rest.length > 0) {
-          const threshold = ctx.params.task === "classify" ? deps.env.SIEVE_SEMANTIC_THRESHOLD_CLASSIFY : deps.env.SIEVE_SEMANTIC_THRESHOLD_TRANSLATE;
+          const threshold = taskSettings(deps.env, ctx.params.task).semanticThreshold;
           const hits = await deps.semantic!.lookup(rest.map((r) => r.it.text), scope, threshold);
           for (const [j, h] of hits) {
             answers.set(rest[j]!.i, { output: h.output, cache: "semantic", source: { itemId: h.sourceItemId, score: h.score, text: h.sourceText }, savedUsd: saved(rest[j]!.it.text) });

@@ -28,6 +28,7 @@ import {
   type Logger,
   type ProviderEndpoint,
   type ProviderName,
+  taskSettings,
 } from "@sieve/shared";
 import { scopeFields, type CacheScopeInput } from "@sieve/shared/dedup/keys";
 import { cacheAudits } from "@sieve/shared/db/schema/index";
@@ -166,7 +167,7 @@ export async function createSemanticService(opts: SemanticServiceOptions): Promi
     cache,
     async lookup(texts, scope, threshold) {
       const out = new Map<number, { output: unknown; score: number; sourceItemId: number | null; sourceText: string }>();
-      const guards = allowed(scope.params.task === "classify" ? env.SIEVE_SEMANTIC_ALLOW_MISMATCH_CLASSIFY : env.SIEVE_SEMANTIC_ALLOW_MISMATCH_TRANSLATE);
+      const guards = allowed(taskSettings(env, scope.params.task).semanticAllowMismatch);
       const res = await cache.lookup(texts, scopeFields(scope), { threshold, ...guards });
       res.forEach((r, i) => {
         if (r) out.set(i, { output: r.hit.output, score: r.hit.score, sourceItemId: r.hit.sourceItemId, sourceText: r.hit.sourceText });

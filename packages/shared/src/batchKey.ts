@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import type { TaskParams } from "./tasks/params.js";
 import { PROMPT_VERSIONS } from "./prompts/index.js";
 import { OUTPUT_SCHEMA_VERSION } from "./tasks/output.js";
-import type { ProviderName } from "./errors.js";
+import type { ProviderName } from "./providerNames.js";
 
 /** JSON with sorted object keys, so equal params always hash equally. Array order is kept (label order is part of the prompt). */
 export function canonicalJson(value: unknown): string {

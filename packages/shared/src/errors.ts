@@ -2,6 +2,7 @@
  * Named error classes shared by every Sieve process.
  * HTTP bodies for errors are always `{ error: { code, message, details? } }`.
  */
+import type { ProviderName } from "./providerNames.js";
 
 export type ErrorDetails = Record<string, unknown> | Array<Record<string, unknown>>;
 
@@ -27,7 +28,6 @@ export class HttpError extends Error {
 /** Statuses a provider call may be retried on (one constant). 529 is Anthropic "overloaded". */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 409, 429, 500, 502, 503, 504, 529]);
 
-export type ProviderName = "openai" | "anthropic" | "vllm";
 
 export type ProviderErrorKind =
   | "rate_limited" // 429: honour retryAfterMs

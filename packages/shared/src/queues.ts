@@ -5,9 +5,7 @@
  */
 import { z } from "zod";
 import { TaskParams } from "./tasks/params.js";
-import type { ProviderName } from "./errors.js";
-
-export const PROVIDERS: readonly ProviderName[] = ["openai", "anthropic", "vllm"];
+import { PROVIDERS, type ProviderName } from "./providerNames.js";
 
 /** One realtime queue per provider, so a 429 from one provider rate-limits only its own queue. */
 export function realtimeQueueName(provider: ProviderName): string {
@@ -23,7 +21,7 @@ export const Parcel = z.object({
   jobId: z.string(),
   tenantId: z.string(),
   batchKey: z.string(),
-  provider: z.enum(["openai", "anthropic", "vllm"]),
+  provider: z.enum(PROVIDERS),
   model: z.string(),
   params: TaskParams,
   items: z
@@ -108,7 +106,7 @@ export const CacheScopeJson = z.object({
   tenantId: z.string(),
   namespace: z.string(),
   params: TaskParams,
-  provider: z.enum(["openai", "anthropic", "vllm"]),
+  provider: z.enum(PROVIDERS),
   model: z.string(),
 });
 export const CacheFillJob = z.object({
@@ -131,7 +129,7 @@ export const RECHECK_QUEUE = "quality-recheck";
 export const RecheckJob = z.object({
   batchKey: z.string(),
   tenantId: z.string(),
-  provider: z.enum(["openai", "anthropic", "vllm"]),
+  provider: z.enum(PROVIDERS),
   model: z.string(),
   params: TaskParams,
   /** Items in the packed call the answers came from. */

@@ -3,10 +3,10 @@
  * POST /v1/jobs minus `items`. The inbox (nightly files) additionally names the tenant.
  */
 import { z } from "zod";
-import { CacheOptions, ClassifyParams, TASK_NAMES, TranslateParams, type TaskParams } from "@sieve/shared";
+import { CacheOptions, ClassifyParams, PROVIDERS, TASK_NAMES, TranslateParams, type TaskParams } from "@sieve/shared";
 
 const Options = {
-  provider: z.enum(["openai", "anthropic", "vllm"]).optional(),
+  provider: z.enum(PROVIDERS).optional(),
   model: z.string().min(1).max(128).optional(),
   lane: z.enum(["realtime", "batch"]).default("realtime"),
   cache: CacheOptions.optional(),

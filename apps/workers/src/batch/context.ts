@@ -1,5 +1,5 @@
 /** What every part of the batch lane (packer, submitter, poller, settler) is given. */
-import type { Db, Env, Logger, NewResult, PriceTable, TaskName } from "@sieve/shared";
+import { taskSettings, type Db, type Env, type Logger, type NewResult, type PriceTable, type TaskName } from "@sieve/shared";
 import type { FinishedJob } from "@sieve/shared/db/ops/results";
 import type { BatchApi, BatchProviderName } from "./types.js";
 
@@ -27,7 +27,7 @@ export interface LaneDeps {
 
 /** Items per request for a task (the batch lane packs larger requests than the realtime lane). */
 export function maxItemsPerRequest(env: Env, task: TaskName): number {
-  return task === "classify" ? env.SIEVE_BATCH_CLASSIFY_MAX_ITEMS : env.SIEVE_BATCH_TRANSLATE_MAX_ITEMS;
+  return taskSettings(env, task).batchMaxItems;
 }
 
 /** Backoff after a provider said "at capacity": one packer interval (at least 1 s). */

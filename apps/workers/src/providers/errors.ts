@@ -7,7 +7,8 @@
  * `retryAfterMs` carries the provider's `Retry-After` to `worker.rateLimit(ms)`.
  */
 // Subpath import: the package root also loads the db, redis and queue modules.
-import { ProviderError, RETRYABLE_STATUSES, coerceError, type ProviderName } from "@sieve/shared/errors";
+import { ProviderError, RETRYABLE_STATUSES, coerceError } from "@sieve/shared/errors";
+import type { ProviderName } from "@sieve/shared/providerNames";
 
 /**
  * The caller's `AbortSignal` fired (worker shutdown, lock lost): not the provider's fault. Kind

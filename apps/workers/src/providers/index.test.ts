@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { providerEndpoints, parseEnv, type ProviderEndpoint } from "@sieve/shared/config/env";
-import type { ProviderName } from "@sieve/shared/errors";
+import { parseEnv } from "@sieve/shared/config/env";
+import { providerEndpoints, type ProviderEndpoint } from "@sieve/shared/config/providers";
+import type { ProviderName } from "@sieve/shared/providerNames";
 import { AnthropicProvider, OpenAIProvider, VllmProvider, createProviders } from "./index.js";
 
 test("createProviders builds one provider per configured endpoint", () => {

@@ -1,8 +1,9 @@
 /**
  * The provider registry: one LlmProvider per configured endpoint, built once at start-up.
  */
-import { assertExhaustive, type ProviderName } from "@sieve/shared/errors";
-import type { ProviderEndpoint } from "@sieve/shared/config/env";
+import { assertExhaustive } from "@sieve/shared/errors";
+import type { ProviderName } from "@sieve/shared/providerNames";
+import type { ProviderEndpoint } from "@sieve/shared/config/providers";
 import type { LlmProvider } from "./types.js";
 import { OpenAIProvider } from "./openai/index.js";
 import { AnthropicProvider } from "./anthropic/index.js";

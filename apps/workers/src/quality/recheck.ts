@@ -26,6 +26,7 @@ import {
   type PriceTable,
   type ProviderName,
   type TaskParams,
+  batchPolicy,
 } from "@sieve/shared";
 import { qualityChecks } from "@sieve/shared/db/schema/quality";
 import type { LlmProvider } from "../providers/types.js";
@@ -47,7 +48,7 @@ export interface AnsweredCall {
 
 export function controllerConfig(env: Env, task: TaskParams["task"]): ControllerConfig {
   return {
-    ceiling: task === "classify" ? env.SIEVE_CLASSIFY_MAX_ITEMS : env.SIEVE_TRANSLATE_MAX_ITEMS,
+    ceiling: batchPolicy(env, task).maxItems,
     minItems: 1,
     floor: env.SIEVE_RECHECK_FLOOR,
     recover: env.SIEVE_RECHECK_RECOVER,

@@ -3,7 +3,8 @@
  * (vLLM, Hugging Face TEI) serving an embedding model. Plain fetch, batched, retried on the shared
  * retryable statuses with `Retry-After` honoured.
  */
-import { ProviderError, RETRYABLE_STATUSES, coerceError, type ProviderName } from "@sieve/shared/errors";
+import { ProviderError, RETRYABLE_STATUSES, coerceError } from "@sieve/shared/errors";
+import type { ProviderName } from "@sieve/shared/providerNames";
 import { chunk, normalise, type Embedder } from "./types.js";
 
 /** Native sizes of OpenAI's embedding models (used when `dimensions` is not given). */

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { ClassifyParams, TranslateParams, TASK_NAMES, type TaskParams } from "../tasks/params.js";
 import { HttpError } from "../errors.js";
+import { PROVIDERS } from "../providerNames.js";
 
 export interface RequestLimits {
   /** Most items in one request. */
@@ -52,7 +53,7 @@ export const CacheOptions = z.strictObject({
 export type CacheOptions = z.infer<typeof CacheOptions>;
 
 const Common = {
-  provider: z.enum(["openai", "anthropic", "vllm"]).optional(),
+  provider: z.enum(PROVIDERS).optional(),
   model: z.string().min(1).max(128).optional(),
   /** "auto": the lane router picks the cheapest lane that meets `deadline` per item (docs/gpu-lane.md). */
   lane: z.enum(["realtime", "batch", "auto"]).default("realtime"),

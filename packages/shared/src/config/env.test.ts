@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseEnv, providerEndpoints, defaultRoute } from "./env.js";
+import { parseEnv } from "./env.js";
+import { providerEndpoints, defaultRoute } from "./providers.js";
 import { ConfigError } from "../errors.js";
 
 test("defaults parse", () => {

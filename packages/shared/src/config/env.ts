@@ -1,12 +1,12 @@
 /**
  * Environment: one zod schema, parsed once at start-up, failing fast with a message that names the
  * variable. Parsing has no side effects (testable without mocks). README's configuration table
- * mirrors this file: keep them in step.
+ * mirrors this file (scripts/env-table.py): keep them in step. What the variables MEAN per task
+ * lives in ./tasks.ts (`taskSettings`), which providers they enable in ./providers.ts.
  */
 import { z } from "zod";
-import type { ProviderName } from "../errors.js";
 import { ConfigError } from "../errors.js";
-import type { TaskName } from "../tasks/params.js";
+import { PROVIDERS } from "../providerNames.js";
 
 /** "true"/"1"/"yes"/"on" -> true; "false"/"0"/"no"/"off"/"" -> false. */
 export const BoolEnv = z
@@ -29,7 +29,7 @@ const OptStr = z
 /** "provider:model", e.g. "openai:gpt-4.1-mini". */
 const Route = z
   .string()
-  .regex(/^(openai|anthropic|vllm):.+$/, 'expected "provider:model" with provider openai, anthropic or vllm')
+  .regex(new RegExp(`^(${PROVIDERS.join("|")}):.+$`), `expected "provider:model" with provider ${PROVIDERS.join(", ")}`)
   .optional();
 
 export const Env = z
@@ -318,85 +318,4 @@ export function parseEnv(source: Record<string, string | undefined> = process.en
     throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
   }
   return r.data;
-}
-
-/** Tasks whose requests use the semantic cache unless they say otherwise. */
-export function semanticTaskSet(env: Env): Set<string> {
-  return new Set(env.SIEVE_SEMANTIC_TASKS.split(",").map((t) => t.trim()).filter(Boolean));
-}
-
-export interface BatchPolicy {
-  /** Items in one call at most. */
-  maxItems: number;
-  /** Estimated item tokens in one call at most. */
-  maxTokens: number;
-  /** Longest the first item of a batch waits, in ms. */
-  maxWaitMs: number;
-}
-
-export function batchPolicy(env: Env, task: TaskName): BatchPolicy {
-  return task === "classify"
-    ? { maxItems: env.SIEVE_CLASSIFY_MAX_ITEMS, maxTokens: env.SIEVE_CLASSIFY_MAX_TOKENS, maxWaitMs: env.SIEVE_CLASSIFY_MAX_WAIT_MS }
-    : { maxItems: env.SIEVE_TRANSLATE_MAX_ITEMS, maxTokens: env.SIEVE_TRANSLATE_MAX_TOKENS, maxWaitMs: env.SIEVE_TRANSLATE_MAX_WAIT_MS };
-}
-
-export interface ProviderEndpoint {
-  provider: ProviderName;
-  baseURL: string | undefined;
-  apiKey: string;
-  /** Model used when a route names only the provider. */
-  defaultModel: string;
-  /** True when this endpoint is the bundled simulator. */
-  simulated: boolean;
-}
-
-export const DEFAULT_MODELS: Record<Exclude<ProviderName, "vllm">, string> = {
-  openai: "gpt-4.1-mini",
-  anthropic: "claude-haiku-4-5",
-};
-
-/**
- * Which providers are usable. With SIEVE_SIMULATOR=true every provider points at the simulator
- * (simulatorUrl must then be given). With nothing configured this throws a ConfigError that says
- * what to set: Sieve never silently pretends.
- */
-export function providerEndpoints(env: Env, simulatorUrl?: string): Map<ProviderName, ProviderEndpoint> {
-  const out = new Map<ProviderName, ProviderEndpoint>();
-  if (env.SIEVE_SIMULATOR) {
-    if (!simulatorUrl) throw new ConfigError("SIEVE_SIMULATOR=true but the simulator is not running");
-    out.set("openai", { provider: "openai", baseURL: `${simulatorUrl}/v1`, apiKey: "sk-simulator", defaultModel: DEFAULT_MODELS.openai, simulated: true });
-    out.set("anthropic", { provider: "anthropic", baseURL: simulatorUrl, apiKey: "sk-ant-simulator", defaultModel: DEFAULT_MODELS.anthropic, simulated: true });
-    out.set("vllm", { provider: "vllm", baseURL: `${simulatorUrl}/vllm/v1`, apiKey: "EMPTY", defaultModel: env.VLLM_MODEL ?? "Qwen/Qwen2.5-7B-Instruct-AWQ", simulated: true });
-    return out;
-  }
-  if (env.OPENAI_API_KEY) out.set("openai", { provider: "openai", baseURL: env.OPENAI_BASE_URL, apiKey: env.OPENAI_API_KEY, defaultModel: DEFAULT_MODELS.openai, simulated: false });
-  if (env.ANTHROPIC_API_KEY) out.set("anthropic", { provider: "anthropic", baseURL: env.ANTHROPIC_BASE_URL, apiKey: env.ANTHROPIC_API_KEY, defaultModel: DEFAULT_MODELS.anthropic, simulated: false });
-  if (env.VLLM_BASE_URL && env.VLLM_MODEL) out.set("vllm", { provider: "vllm", baseURL: env.VLLM_BASE_URL, apiKey: env.VLLM_API_KEY ?? "EMPTY", defaultModel: env.VLLM_MODEL, simulated: false });
-  if (out.size === 0) {
-    throw new ConfigError(
-      "no LLM provider is configured. Set OPENAI_API_KEY, ANTHROPIC_API_KEY, or VLLM_BASE_URL + VLLM_MODEL; " +
-        "or run against the bundled provider simulator on purpose with SIEVE_SIMULATOR=true (npm start -- --simulator).",
-    );
-  }
-  return out;
-}
-
-export interface Route {
-  provider: ProviderName;
-  model: string;
-}
-
-/** The configured route of a task, or the first configured provider's default model. */
-export function defaultRoute(env: Env, endpoints: Map<ProviderName, ProviderEndpoint>, task: TaskName): Route {
-  const configured = task === "classify" ? env.SIEVE_ROUTE_CLASSIFY : env.SIEVE_ROUTE_TRANSLATE;
-  if (configured) {
-    const idx = configured.indexOf(":");
-    const provider = configured.slice(0, idx) as ProviderName;
-    if (!endpoints.has(provider)) {
-      throw new ConfigError(`SIEVE_ROUTE_${task.toUpperCase()} names provider "${provider}", which is not configured`);
-    }
-    return { provider, model: configured.slice(idx + 1) };
-  }
-  const first = [...endpoints.values()][0]!;
-  return { provider: first.provider, model: first.defaultModel };
 }

@@ -5,7 +5,7 @@
  * (docs/gpu-lane.md, "Items per call"). The task's SIEVE_*_MAX_ITEMS / _MAX_TOKENS stay the upper
  * bound; a model's entry can only lower them.
  */
-import type { BatchPolicy } from "./env.js";
+import type { BatchPolicy } from "./tasks.js";
 import type { TaskName } from "../tasks/params.js";
 
 export interface ModelPacking {

@@ -4,7 +4,7 @@
  * So an exact hit can never cross tenants, tasks, labels, models or prompt versions.
  */
 import type { TaskParams } from "../tasks/params.js";
-import type { ProviderName } from "../errors.js";
+import type { ProviderName } from "../providerNames.js";
 import { canonicalJson, normaliseText, promptVersionOf, sha256 } from "../batchKey.js";
 import { OUTPUT_SCHEMA_VERSION } from "../tasks/output.js";
 
