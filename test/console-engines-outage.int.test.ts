@@ -13,7 +13,7 @@ import { createTestDb, type TestDb } from "@sieve/shared/db/testing";
 import { startSimulator, type Simulator } from "@sieve/simulator";
 import { startApi, type ApiHandle } from "@sieve/producer/server";
 import { startWorkers, type WorkersHandle } from "@sieve/workers";
-import { OwnRedis } from "./support/services.js";
+import { OwnRedis } from "./support/own-services.js";
 
 const AUTH = { authorization: `Basic ${Buffer.from("admin:outage-pw").toString("base64")}` };
 
@@ -63,7 +63,7 @@ describe("console GPU engines through a Redis outage", () => {
     await workers?.close();
     await api?.close();
     await engine?.close();
-    await redis?.kill();
+    await redis?.destroy();
     await db?.drop();
   });
 

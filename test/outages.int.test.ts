@@ -15,7 +15,7 @@ import { createLogger, openDb, parseEnv, providerEndpoints, queryOne, type DbHan
 import { addApiKey } from "@sieve/shared/db/ops/tenants";
 import { startSimulator } from "@sieve/simulator";
 import { startApi, type ApiHandle } from "@sieve/producer/server";
-import { OwnPostgres, OwnRedis } from "./support/services.js";
+import { OwnPostgres, OwnRedis } from "./support/own-services.js";
 
 const LABELS = ["World", "Sports", "Business", "Sci/Tech"];
 const KEY = "sk-sieve-test-outages-0123456789";
@@ -54,7 +54,7 @@ describe("outages of Redis and Postgres", { skip }, () => {
     envVars = {
       PORT: "0",
       REDIS_URL: redis.url,
-      DATABASE_URL: pgs.url,
+      DATABASE_URL: pgs.url(),
       SIEVE_QUEUE_PREFIX: "outages",
       OPENAI_API_KEY: "sk-test-openai-key-123456",
       OPENAI_BASE_URL: `${sim.url}/v1`,
@@ -69,7 +69,7 @@ describe("outages of Redis and Postgres", { skip }, () => {
       LOG_LEVEL: "silent",
     };
     const env = parseEnv(envVars);
-    dbh = await openDb({ url: pgs.url, poolSize: 5 });
+    dbh = await openDb({ url: pgs.url(), poolSize: 5 });
     await addApiKey(dbh.db, "acme", KEY);
     api = await startApi({ env, db: dbh.db, endpoints: providerEndpoints(env), log: createLogger({ level: "silent" }) });
     for (let i = 0; i < 2; i++) workers.push(spawnWorker(envVars));
@@ -85,8 +85,8 @@ describe("outages of Redis and Postgres", { skip }, () => {
     await api?.close().catch(() => {});
     await dbh?.close().catch(() => {});
     await sim?.close();
-    await redis?.kill();
-    pgs?.destroy();
+    await redis?.destroy();
+    await pgs?.destroy();
   });
 
   const call = async (method: string, path: string, body?: unknown) => {
@@ -159,7 +159,7 @@ describe("outages of Redis and Postgres", { skip }, () => {
     }
     // Stop Postgres while results are being written and parcels still wait.
     await waitFor("first results", async () => (await queryOne<{ n: number }>(dbh.db, sql`select count(*)::int as n from results`)).n > 0, 30_000);
-    pgs.stop("fast");
+    await pgs.stop("fast");
     const mark = workers.map((w) => w.lines.length);
 
     const post = await submit("during-pg", 3);

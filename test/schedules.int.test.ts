@@ -13,7 +13,7 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { BATCH_LANE_QUEUE, BULK_INBOX_QUEUE, MAINTENANCE_QUEUE } from "@sieve/shared";
 import { startHarness, type Harness } from "./support/harness.js";
-import { OwnRedis } from "./support/services.js";
+import { OwnRedis } from "./support/own-services.js";
 
 async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -40,7 +40,7 @@ describe("schedules after Redis lost its data", () => {
   });
   after(async () => {
     await h.close();
-    await redis.kill();
+    await redis.destroy();
     rmSync(inbox, { recursive: true, force: true });
   });
 

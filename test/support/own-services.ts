@@ -3,10 +3,14 @@
  * off (the machine's shared services are never touched). Each lives in a temp dir, listens on a
  * free port (optionally inside a network namespace) and also on a Unix socket in that dir, so the
  * process that started it can always reach it, whichever namespace it listens in.
+ * `OwnRedis.start()` / `OwnPostgres.create()` are the one-line forms for a test on loopback: a
+ * Redis without persistence (a restart comes back EMPTY, as after a failover to a lagging
+ * replica) and a fresh cluster, both removed by `destroy()`.
  */
-import { execFileSync } from "node:child_process";
-import { appendFileSync, chownSync, mkdirSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { appendFileSync, chownSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { Redis } from "ioredis";
@@ -43,6 +47,12 @@ export class OwnRedis {
   get url(): string {
     return `redis://${this.opts.host ?? "127.0.0.1"}:${this.opts.port}`;
   }
+  /** A started redis-server without persistence, on loopback and a free port. */
+  static async start(): Promise<OwnRedis> {
+    const r = new OwnRedis({ dir: mkdtempSync(path.join(tmpdir(), "sieve-redis-")), port: await freePort(), aof: false });
+    await r.start();
+    return r;
+  }
   /** Starts the server (again); `aof` overrides the persistence of this start only. */
   async start(aof = this.opts.aof): Promise<void> {
     const args = ["--port", String(this.opts.port), "--bind", this.opts.host ?? "127.0.0.1", "--dir", this.opts.dir, "--unixsocket", this.socket, "--unixsocketperm", "777"];
@@ -78,6 +88,11 @@ export class OwnRedis {
     await Promise.race([this.proc.exited, new Promise((r) => setTimeout(r, 10_000))]);
     await this.proc.kill("SIGKILL");
   }
+  /** Killed and its directory removed. */
+  async destroy(): Promise<void> {
+    await this.kill();
+    rmSync(this.opts.dir, { recursive: true, force: true });
+  }
 }
 
 export interface OwnPostgresOptions {
@@ -103,6 +118,20 @@ export class OwnPostgres {
   constructor(readonly opts: OwnPostgresOptions) {
     this.data = path.join(opts.dir, "data");
     this.sockets = path.join(opts.dir, "sock");
+  }
+  /** Why a cluster cannot be made here, or undefined when it can. */
+  static unavailable(): string | undefined {
+    const r = spawnSync("initdb", ["--version"], { encoding: "utf8" });
+    if (r.error || r.status !== 0) return "initdb is not installed (PostgreSQL server binaries are needed for this test)";
+    if (process.getuid?.() === 0 && spawnSync("id", ["postgres"]).status !== 0) return "running as root without a postgres user to run initdb as";
+    return undefined;
+  }
+  /** A fresh, started cluster on loopback and a free port. */
+  static async create(): Promise<OwnPostgres> {
+    const p = new OwnPostgres({ dir: mkdtempSync(path.join(tmpdir(), "sieve-pg-")), port: await freePort() });
+    p.init();
+    await p.start();
+    return p;
   }
   /** URL over TCP (what the services use). */
   url(db = "postgres"): string {
@@ -151,12 +180,21 @@ export class OwnPostgres {
       await c.end().catch(() => {});
     }
   }
-  /** Fast shutdown (SIGINT: clients are disconnected, the cluster stops cleanly), waited for. */
-  async stop(): Promise<void> {
+  /**
+   * Shutdown, waited for: "fast" (SIGINT: sessions are terminated, the cluster stops cleanly, as in
+   * a failover or a restart) or "immediate" (SIGQUIT: no checkpoint, as in a crash).
+   * https://www.postgresql.org/docs/current/server-shutdown.html
+   */
+  async stop(mode: "fast" | "immediate" = "fast"): Promise<void> {
     if (!this.proc?.alive()) return;
-    await this.proc.kill("SIGINT");
+    await this.proc.kill(mode === "fast" ? "SIGINT" : "SIGQUIT");
     await Promise.race([this.proc.exited, new Promise((r) => setTimeout(r, 20_000))]);
     await this.proc.kill("SIGKILL");
+  }
+  /** Stopped and its directory removed. */
+  async destroy(): Promise<void> {
+    await this.stop("immediate");
+    rmSync(this.opts.dir, { recursive: true, force: true });
   }
   async createDatabase(name: string): Promise<void> {
     const c = new pg.Client({ connectionString: this.socketUrl() });
