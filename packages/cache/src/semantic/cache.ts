@@ -56,7 +56,8 @@ export interface SemanticHit {
 }
 
 /** Per looked-up text: the hit, or null for a miss. */
-export type SemanticLookup = { hit: SemanticHit } | null;
+/** What a semantic lookup found for one text: the hit, or null. */
+export type SemanticLookupResult = { hit: SemanticHit } | null;
 
 export interface SemanticStoreEntry {
   scope: SemanticScope;
@@ -97,10 +98,10 @@ export class SemanticCache {
     return `sc_${sha256(`${scopeKey(this.scopeOf(scope))}\n${normaliseText(text)}`).slice(0, 40)}`;
   }
 
-  async lookup(texts: string[], scope: SemanticScope, opts: LookupOptions): Promise<SemanticLookup[]> {
+  async lookup(texts: string[], scope: SemanticScope, opts: LookupOptions): Promise<SemanticLookupResult[]> {
     if (!Number.isFinite(opts.threshold) || opts.threshold < -1 || opts.threshold > 1) throw new RangeError("threshold must be in [-1, 1]");
     const full = this.scopeOf(scope);
-    const out: SemanticLookup[] = texts.map(() => null);
+    const out: SemanticLookupResult[] = texts.map(() => null);
     // Embed each distinct non-empty text once, all in one embedder call.
     const positions = new Map<string, number[]>();
     texts.forEach((t, i) => {
