@@ -55,8 +55,7 @@ export interface SemanticHit {
   entryId: string;
 }
 
-/** Per looked-up text: the hit, or null for a miss. */
-/** What a semantic lookup found for one text: the hit, or null. */
+/** What a semantic lookup found for one text: the hit, or null for a miss. */
 export type SemanticLookupResult = { hit: SemanticHit } | null;
 
 export interface SemanticStoreEntry {
