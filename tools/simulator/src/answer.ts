@@ -7,6 +7,7 @@
 import { resultsJsonSchema, type JsonSchema } from "@sieve/shared/tasks/output";
 import type { EntriesLocation } from "./faults.js";
 import type { ReferenceAnswers } from "./reference.js";
+import { hash32, normalizeText } from "./text.js";
 
 /** One item as Sieve's `userPrompt` writes it: `{"id":"i1","text":"..."}` on its own line. */
 export interface SimItem {
@@ -63,20 +64,6 @@ export function inferSchemaFromPrompt(system: string): JsonSchema | undefined {
 /** The answer to a request with neither a schema nor a recognisable Sieve prompt. */
 export const PLAIN_TEXT_ANSWER = "This is a simulated answer from the Sieve provider simulator (a test tool).";
 
-/** Case, width and whitespace folded, so trivially different texts get the same label. */
-export function normalizeText(text: string): string {
-  return text.normalize("NFKC").toLowerCase().replace(/\s+/g, " ").trim();
-}
-
-/** FNV-1a, 32 bits. */
-export function hash32(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
 
 /** The label a text always gets among `labels`. */
 export function labelFor(text: string, labels: readonly unknown[]): unknown {

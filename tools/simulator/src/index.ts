@@ -12,12 +12,12 @@ export {
   translationFor,
   targetLanguageOf,
   inferSchemaFromPrompt,
-  normalizeText,
   PLAIN_TEXT_ANSWER,
   type AnswerInput,
   type GeneratedAnswer,
   type SimItem,
 } from "./answer.js";
+export { normalizeText } from "./text.js";
 export { ReferenceAnswers, ReferenceNoise, DEFAULT_REFERENCE_NOISE, parseNoiseSpec } from "./reference.js";
 export { injectRequestFaults, produceAnswer, limitTokens, newId, type AnswerText } from "./generation.js";
 export { SimError, sendJson, sendError, readBody, readJsonObject, type Dialect } from "./http.js";

@@ -27,7 +27,7 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { hash32, normalizeText } from "./answer.js";
+import { hash32, normalizeText } from "./text.js";
 
 export const ReferenceNoise = z
   .object({

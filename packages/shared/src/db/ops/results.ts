@@ -9,24 +9,9 @@ import type { Db } from "../client.js";
 import { queryRows } from "../client.js";
 import { llmCalls, results } from "../schema/index.js";
 import { rollupOutcome, type RollupBatch } from "./rollups.js";
+import type { NewLlmCall, NewResult } from "./rows.js";
 
-export type NewLlmCall = typeof llmCalls.$inferInsert;
-
-export interface NewResult {
-  itemId: number;
-  jobId: string;
-  tenantId: string;
-  status: "ok" | "error";
-  output?: unknown;
-  errorCode?: string;
-  errorMessage?: string;
-  provider?: string | null;
-  model?: string | null;
-  cache?: "exact" | "semantic" | "coalesced" | "learned" | null;
-  cacheSource?: unknown;
-  costUsd?: number;
-  savedUsd?: number;
-}
+export type { NewLlmCall, NewResult } from "./rows.js";
 
 export interface FinishedJob {
   id: string;

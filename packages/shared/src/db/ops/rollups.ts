@@ -12,7 +12,7 @@ import { LATENCY_BUCKETS_MS } from "../schema/console.js";
 import { TaskParams } from "../../tasks/params.js";
 import { systemPrompt } from "../../prompts/index.js";
 import { countChatTokens } from "../../tokens.js";
-import type { NewLlmCall, NewResult } from "./results.js";
+import type { NewLlmCall, NewResult } from "./rows.js";
 
 interface Delta {
   tenantId: string;
