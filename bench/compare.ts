@@ -100,11 +100,13 @@ for (let i = 0; i < rounds; i++) {
 
 const metric = (side: "base" | "head", pick: (r: RunSummary) => number) => {
   const xs = runs[side].map(pick);
-  return { runs: xs, median: round(median(xs), 1), spread: round(spread(xs), 3) };
+  return { runs: xs, median: round(median(xs), 3), spread: round(spread(xs), 3) };
 };
 const picks: Record<string, (r: RunSummary) => number> = {
   "raw BullMQ jobs/s": (r) => r.a_rawBullmqJobsPerS,
   "Sieve items/s": (r) => r.b_sieveItemsPerS,
+  // (b) / (a) of the same run: less sensitive to how busy the machine was during that run.
+  "Sieve items/s per raw job/s": (r) => r.c_ratio,
   "LLM calls per 1,000 items": (r) => r.d_llmCallsPer1000Items,
 };
 const metrics = Object.fromEntries(
@@ -114,7 +116,7 @@ const metrics = Object.fromEntries(
     return [name, { base: b, head: h, headOverBase: round(h.median / b.median, 3) }];
   }),
 );
-const describe = (m: { runs: number[]; median: number; spread: number }) => `${m.median} (runs ${m.runs.map((x) => round(x, 0)).join(", ")}; spread ${round(m.spread * 100, 1)}%)`;
+const describe = (m: { runs: number[]; median: number; spread: number }) => `${m.median} (runs ${m.runs.map((x) => round(x, x < 10 ? 3 : 0)).join(", ")}; spread ${round(m.spread * 100, 1)}%)`;
 const rows = Object.entries(metrics).flatMap(([name, m]): Array<[string, string, string]> => [
   [`${name}, base`, describe(m.base), ""],
   [`${name}, head`, describe(m.head), String(m.headOverBase)],
