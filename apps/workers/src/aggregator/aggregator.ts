@@ -3,9 +3,8 @@
  *
  * Open-source BullMQ has no batch consumption, so this uses manual processing (docs/providers.md#bullmq):
  * `worker.getNextJob(token)` pulls parcels one by one; their locks are held (and extended) while
- * the parcels wait in a bin for neighbours with the same batch key. A bin is flushed as soon as it
- * holds `maxItems` items or `maxTokens` estimated tokens, or when its oldest item has waited
- * `maxWaitMs`. A call may take items from several parcels, and a parcel's items may span calls.
+ * the parcels wait in a bin for neighbours with the same batch key (bins.ts: a bin is flushed when
+ * it holds a call's worth of items or tokens, or when its oldest item has waited `maxWaitMs`).
  *
  * Crash safety: a parcel is only completed after all its items are persisted. If this process
  * dies, the locks expire and BullMQ's stalled check hands the parcels to another worker, which
@@ -39,6 +38,7 @@ import type { LlmProvider } from "../providers/types.js";
 import { executeBatch, type BatchItem } from "./execute.js";
 import type { LandedResult } from "../dedup/afterResults.js";
 import { HeldParcels, OUTAGE_DELAY_MS, type Held } from "./held.js";
+import { Bins, perTaskPolicy, systemClock } from "./bins.js";
 
 export interface AggregatorOptions {
   db: Db;
@@ -85,21 +85,12 @@ export interface AggregatorOptions {
 interface PendingItem extends BatchItem {
   held: Held;
   tokens: number;
-  arrivedAt: number;
-}
-
-interface Bin {
-  key: string;
-  parcel: Parcel; // a representative (same params/model/provider for the whole bin)
-  items: PendingItem[];
-  tokens: number;
-  timer?: NodeJS.Timeout;
 }
 
 export class Aggregator {
   private readonly worker: Worker;
   private readonly queue: Queue;
-  private readonly bins = new Map<string, Bin>();
+  private readonly bins: Bins<PendingItem, Parcel>;
   private readonly held: HeldParcels;
   private heldItems = 0;
   private inFlight = 0;
@@ -136,6 +127,12 @@ export class Aggregator {
       ...(opts.onJobsFinished ? { onJobsFinished: opts.onJobsFinished } : {}),
       ...(opts.afterResults ? { afterResults: opts.afterResults } : {}),
       ...(opts.onTransient ? { onTransient: opts.onTransient } : {}),
+    });
+    this.bins = new Bins({
+      clock: systemClock,
+      tokensOf: (it) => it.tokens,
+      policyOf: perTaskPolicy<Parcel>(opts.policies, opts.maxItemsFor),
+      launch: (first, items) => this.launch(first, items),
     });
     // An emitter without an 'error' listener prints raw stacks (BullMQ falls back to console.error).
     opts.monitor.watch(this.worker, "aggregator worker");
@@ -253,70 +250,21 @@ export class Aggregator {
       return;
     }
     this.held.add(held);
-    const bin = this.binFor(parcel);
-    const now = Date.now();
-    for (const it of todo) {
-      const tokens = it.tokens || countTokens(it.text);
-      bin.items.push({ itemId: it.itemId, jobId: parcel.jobId, tenantId: parcel.tenantId, text: it.text, held, tokens, arrivedAt: now });
-      bin.tokens += tokens;
-      this.heldItems++;
-    }
-    this.maybeFlush(bin);
+    this.heldItems += todo.length;
+    this.bins.add(
+      parcel.batchKey,
+      parcel,
+      todo.map((it) => ({ itemId: it.itemId, jobId: parcel.jobId, tenantId: parcel.tenantId, text: it.text, held, tokens: it.tokens || countTokens(it.text) })),
+    );
   }
 
-  private binFor(parcel: Parcel): Bin {
-    let bin = this.bins.get(parcel.batchKey);
-    if (!bin) {
-      bin = { key: parcel.batchKey, parcel, items: [], tokens: 0 };
-      this.bins.set(parcel.batchKey, bin);
-    }
-    return bin;
-  }
-
-  private policyOf(bin: Bin): BatchPolicy {
-    const policy = this.opts.policies[bin.parcel.params.task];
-    const limit = this.opts.maxItemsFor?.(bin.key);
-    return limit === undefined ? policy : { ...policy, maxItems: Math.max(1, Math.min(policy.maxItems, limit)) };
-  }
-
-  private maybeFlush(bin: Bin): void {
-    const policy = this.policyOf(bin);
-    while (bin.items.length >= policy.maxItems || (bin.items.length > 1 && bin.tokens >= policy.maxTokens)) {
-      this.flush(bin);
-    }
-    if (bin.items.length > 0 && !bin.timer) {
-      const waited = Date.now() - bin.items[0]!.arrivedAt;
-      bin.timer = setTimeout(() => {
-        bin.timer = undefined;
-        if (bin.items.length > 0) this.flush(bin);
-        if (bin.items.length > 0) this.maybeFlush(bin);
-      }, Math.max(0, policy.maxWaitMs - waited));
-    }
-  }
-
-  /** Takes up to maxItems / maxTokens items from the bin and launches one call. */
-  private flush(bin: Bin): void {
-    const policy = this.policyOf(bin);
-    const take: PendingItem[] = [];
-    let tokens = 0;
-    while (bin.items.length > 0 && take.length < policy.maxItems) {
-      const next = bin.items[0]!;
-      if (take.length > 0 && tokens + next.tokens > policy.maxTokens) break;
-      take.push(bin.items.shift()!);
-      tokens += next.tokens;
-    }
-    bin.tokens -= tokens;
-    if (bin.timer) {
-      clearTimeout(bin.timer);
-      bin.timer = undefined;
-    }
-    if (bin.items.length === 0) this.bins.delete(bin.key);
+  /** One call's worth of items left a bin: run the call. */
+  private launch(rep: Parcel, items: PendingItem[]): void {
     // runCall handles its own failures; this catch only keeps a bug from becoming an unhandled rejection.
-    const p = this.runCall(bin.parcel, take)
+    const p = this.runCall(rep, items)
       .catch((e: unknown) => this.opts.log.error({ err: safeErrorMessage(e) }, "call bookkeeping failed; the parcels' locks lapse and BullMQ hands them back"))
       .finally(() => this.calls.delete(p));
     this.calls.add(p);
-    if (bin.items.length > 0 && !this.stopping) this.maybeFlush(bin);
   }
 
   /** False: the provider is down and its items can move elsewhere (shed them without a call). */
@@ -456,7 +404,7 @@ export class Aggregator {
   async close(graceMs = 10_000): Promise<void> {
     this.stopping = true;
     this.wake();
-    for (const bin of [...this.bins.values()]) while (bin.items.length > 0) this.flush(bin);
+    this.bins.drain();
     const all = Promise.allSettled([...this.calls]);
     let graceTimer: NodeJS.Timeout | undefined;
     const grace = new Promise<boolean>((resolve) => {
