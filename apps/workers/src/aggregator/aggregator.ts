@@ -15,7 +15,7 @@
  * backoff applies; on the last attempt the remaining items end with an explicit error instead.
  */
 import { randomUUID } from "node:crypto";
-import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
+import { UnrecoverableError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import {
   Parcel,
@@ -39,6 +39,8 @@ import { executeBatch, type BatchItem } from "./execute.js";
 import type { LandedResult } from "../dedup/afterResults.js";
 import { HeldParcels, OUTAGE_DELAY_MS, type Held } from "./held.js";
 import { Bins, perTaskPolicy, systemClock } from "./bins.js";
+import { CallSlots } from "./callSlots.js";
+import { RateLimitPause } from "./rateLimitPause.js";
 
 export interface AggregatorOptions {
   db: Db;
@@ -89,16 +91,14 @@ interface PendingItem extends BatchItem {
 
 export class Aggregator {
   private readonly worker: Worker;
-  private readonly queue: Queue;
+  private readonly pause: RateLimitPause;
+  private readonly slots: CallSlots;
   private readonly bins: Bins<PendingItem, Parcel>;
   private readonly held: HeldParcels;
   private heldItems = 0;
-  private inFlight = 0;
-  private readonly waiters: Array<() => void> = [];
   private stopping = false;
   private loop?: Promise<void>;
   private lockTimer?: NodeJS.Timeout;
-  private pausedUntil = 0;
   private readonly abort = new AbortController();
   private readonly calls = new Set<Promise<void>>();
   readonly queueName: string;
@@ -117,7 +117,13 @@ export class Aggregator {
       maxStalledCount: 1_000,
       autorun: false,
     });
-    this.queue = new Queue(this.queueName, { connection: opts.connection, prefix: opts.prefix });
+    this.pause = new RateLimitPause({ queueName: this.queueName, connection: opts.connection, prefix: opts.prefix, monitor: opts.monitor });
+    this.slots = new CallSlots({
+      concurrency: opts.concurrency,
+      pausedForMs: () => this.pause.leftMs(),
+      ...(opts.gate ? { gate: opts.gate } : {}),
+      ...(opts.shedWhenGated ? { shedWhenGated: opts.shedWhenGated } : {}),
+    });
     this.held = new HeldParcels({
       db: opts.db,
       log: opts.log,
@@ -136,7 +142,6 @@ export class Aggregator {
     });
     // An emitter without an 'error' listener prints raw stacks (BullMQ falls back to console.error).
     opts.monitor.watch(this.worker, "aggregator worker");
-    opts.monitor.watch(this.queue, "aggregator queue");
   }
 
   /** Reports an error to the monitor; returns the dependency when it is an outage. */
@@ -148,12 +153,7 @@ export class Aggregator {
   /** Most items held (waiting in bins or for a call slot) before fetching pauses. */
   private get maxHeldItems(): number {
     const maxItems = Math.max(this.opts.policies.classify.maxItems, this.opts.policies.translate.maxItems);
-    return maxItems * Math.max(1, this.concurrency()) * 2;
-  }
-
-  private concurrency(): number {
-    const c = this.opts.concurrency;
-    return typeof c === "number" ? c : Math.max(1, c());
+    return maxItems * Math.max(1, this.slots.limit()) * 2;
   }
 
   async start(): Promise<void> {
@@ -173,7 +173,7 @@ export class Aggregator {
     while (!this.stopping) {
       try {
         if (this.heldItems >= this.maxHeldItems) {
-          await new Promise<void>((r) => this.waiters.push(r));
+          await this.slots.released();
           continue;
         }
         // Parcels fetched now could not be checked against Postgres: leave them in the queue.
@@ -196,7 +196,7 @@ export class Aggregator {
         backoff = 250;
         if (!job) {
           // getNextJob returns at once while the queue is rate-limited: do not spin.
-          if (Date.now() - asked < 10) await sleep(Math.min(1_000, Math.max(50, this.pausedUntil - Date.now())));
+          if (Date.now() - asked < 10) await sleep(Math.min(1_000, Math.max(50, this.pause.leftMs())));
           continue;
         }
         if (this.stopping) {
@@ -267,43 +267,10 @@ export class Aggregator {
     this.calls.add(p);
   }
 
-  /** False: the provider is down and its items can move elsewhere (shed them without a call). */
-  private async acquireSlot(): Promise<boolean> {
-    for (;;) {
-      // An open circuit breaker: wait instead of hammering a provider that is down, or hand the
-      // items to the outage policy when another route can take them.
-      const gated = this.opts.gate?.() ?? 0;
-      if (gated > 0) {
-        if (this.opts.shedWhenGated?.()) return false;
-        await sleep(Math.min(gated, 1_000));
-        continue;
-      }
-      if (!(this.inFlight >= this.concurrency() || Date.now() < this.pausedUntil)) break;
-      const wait = this.pausedUntil - Date.now();
-      if (wait > 0) await sleep(Math.min(wait, 1_000));
-      // An adaptive limit can grow without any call ending: look again soon.
-      else if (typeof this.opts.concurrency === "function") await this.waitOrTimeout(50);
-      else await new Promise<void>((r) => this.waiters.push(r));
-    }
-    this.inFlight++;
-    return true;
-  }
-
-  private async waitOrTimeout(ms: number): Promise<void> {
-    let waiter: (() => void) | undefined;
-    await Promise.race([new Promise<void>((r) => this.waiters.push((waiter = r))), sleep(ms)]);
-    const i = this.waiters.indexOf(waiter!);
-    if (i >= 0) this.waiters.splice(i, 1);
-  }
-
-  private wake(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-
   private async runCall(rep: Parcel, items: PendingItem[]): Promise<void> {
-    if (!(await this.acquireSlot())) {
+    if (!(await this.slots.acquire())) {
       this.heldItems -= items.length;
-      this.wake();
+      this.slots.wake();
       const error = new ProviderError({ provider: this.opts.provider.name, kind: "server", message: "circuit breaker open: the provider keeps failing" });
       await this.settleItems(items, { itemIds: items.map((i) => i.itemId), error });
       return;
@@ -356,14 +323,12 @@ export class Aggregator {
         transient = { itemIds: items.filter((i) => !final.has(i.itemId)).map((i) => i.itemId), error: new ProviderError({ provider: this.opts.provider.name, kind: "server", message: `internal: ${message}`, cause: e }) };
       }
     } finally {
-      this.inFlight--;
+      this.slots.release();
       this.heldItems -= items.length;
-      this.wake();
+      this.slots.wake();
     }
     if (transient?.error.kind === "rate_limited") {
-      const ms = transient.error.retryAfterMs ?? 1_000;
-      this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ms);
-      await this.queue.rateLimit(ms).catch(() => {});
+      await this.pause.pause(transient.error.retryAfterMs ?? 1_000);
     }
     await this.settleItems(items, transient);
   }
@@ -393,7 +358,7 @@ export class Aggregator {
 
   /** Counts for metrics and tests. */
   stats(): { heldParcels: number; heldItems: number; inFlight: number; bins: number } {
-    return { heldParcels: this.held.size, heldItems: this.heldItems, inFlight: this.inFlight, bins: this.bins.size };
+    return { heldParcels: this.held.size, heldItems: this.heldItems, inFlight: this.slots.inFlight, bins: this.bins.size };
   }
 
   /**
@@ -403,7 +368,7 @@ export class Aggregator {
    */
   async close(graceMs = 10_000): Promise<void> {
     this.stopping = true;
-    this.wake();
+    this.slots.wake();
     this.bins.drain();
     const all = Promise.allSettled([...this.calls]);
     let graceTimer: NodeJS.Timeout | undefined;
@@ -421,7 +386,7 @@ export class Aggregator {
     // The fetch loop may be blocked in getNextJob; closing the worker releases it.
     await this.worker.close(true).catch(() => {});
     await this.loop?.catch(() => {});
-    await this.queue.close().catch(() => {});
+    await this.pause.close();
   }
 }
 
