@@ -1,21 +1,21 @@
 /**
- * The aggregator: one per provider queue per worker process.
+ * The aggregator: one per provider queue per worker process. It wires the parts of the realtime
+ * lane's consumer together:
  *
- * Open-source BullMQ has no batch consumption, so this uses manual processing (docs/providers.md#bullmq):
- * `worker.getNextJob(token)` pulls parcels one by one; their locks are held (and extended) while
- * the parcels wait in a bin for neighbours with the same batch key (bins.ts: a bin is flushed when
- * it holds a call's worth of items or tokens, or when its oldest item has waited `maxWaitMs`).
- *
- * Crash safety: a parcel is only completed after all its items are persisted. If this process
- * dies, the locks expire and BullMQ's stalled check hands the parcels to another worker, which
- * skips items that already have a result (the results table's primary key makes writes idempotent).
+ * - parcelLease.ts fetches parcels from BullMQ one at a time and holds their locks until each
+ *   parcel is settled, exactly once; parcelRetry.ts decides a parcel's retry after a transient
+ *   failure, or ends its unanswered items with error rows;
+ * - bins.ts packs the items of parcels that share a batch key into calls (items, tokens, max wait,
+ *   per task);
+ * - callSlots.ts decides when a call may start (concurrency, an open circuit breaker, a 429 pause:
+ *   rateLimitPause.ts);
+ * - answerOrSplit.ts makes the call, validates the answer per item and re-asks the failed items.
  *
  * Retries: 429 -> queue.rateLimit(Retry-After) + parcel delayed by Retry-After (not counted as an
  * attempt, up to `maxRateLimitRetries`); 5xx/timeout -> job.moveToFailed so BullMQ's exponential
  * backoff applies; on the last attempt the remaining items end with an explicit error instead.
  */
-import { randomUUID } from "node:crypto";
-import { UnrecoverableError, Worker, type Job } from "bullmq";
+import type { Job } from "bullmq";
 import type { Redis } from "ioredis";
 import {
   Parcel,
@@ -30,14 +30,13 @@ import {
   type PriceTable,
   type ProviderName,
   type NewResult,
-  type Dependency,
   type DependencyMonitor,
 } from "@sieve/shared";
-import { itemsWithResults, type FinishedJob } from "@sieve/shared/db/ops/results";
+import type { FinishedJob } from "@sieve/shared/db/ops/results";
 import type { LlmProvider } from "../providers/types.js";
 import { executeBatch, type BatchItem } from "./execute.js";
 import type { LandedResult } from "../dedup/afterResults.js";
-import { HeldParcels, OUTAGE_DELAY_MS, type Held } from "./held.js";
+import { ParcelLeases, type Held } from "./parcelLease.js";
 import { Bins, perTaskPolicy, systemClock } from "./bins.js";
 import { CallSlots } from "./callSlots.js";
 import { RateLimitPause } from "./rateLimitPause.js";
@@ -90,32 +89,29 @@ interface PendingItem extends BatchItem {
 }
 
 export class Aggregator {
-  private readonly worker: Worker;
+  private readonly leases: ParcelLeases;
   private readonly pause: RateLimitPause;
   private readonly slots: CallSlots;
   private readonly bins: Bins<PendingItem, Parcel>;
-  private readonly held: HeldParcels;
   private heldItems = 0;
-  private stopping = false;
-  private loop?: Promise<void>;
-  private lockTimer?: NodeJS.Timeout;
   private readonly abort = new AbortController();
   private readonly calls = new Set<Promise<void>>();
   readonly queueName: string;
-  private readonly lockMs: number;
 
   constructor(private readonly opts: AggregatorOptions) {
     this.queueName = realtimeQueueName(opts.provider.name);
-    this.lockMs = opts.lockDurationMs ?? 30_000;
-    this.worker = new Worker(this.queueName, null, {
+    this.leases = new ParcelLeases({
+      queueName: this.queueName,
       connection: opts.connection,
       prefix: opts.prefix,
-      lockDuration: this.lockMs,
-      stalledInterval: Math.max(1_000, Math.floor(this.lockMs / 2)),
-      // A parcel can stall each time a worker dies while holding it; it must never end "failed"
-      // for that reason alone (the sweeper would still rescue its items, but slower).
-      maxStalledCount: 1_000,
-      autorun: false,
+      db: opts.db,
+      log: opts.log,
+      monitor: opts.monitor,
+      lockMs: opts.lockDurationMs ?? 30_000,
+      ...(opts.maxRateLimitRetries !== undefined ? { maxRateLimitRetries: opts.maxRateLimitRetries } : {}),
+      ...(opts.onJobsFinished ? { onJobsFinished: opts.onJobsFinished } : {}),
+      ...(opts.afterResults ? { afterResults: opts.afterResults } : {}),
+      ...(opts.onTransient ? { onTransient: opts.onTransient } : {}),
     });
     this.pause = new RateLimitPause({ queueName: this.queueName, connection: opts.connection, prefix: opts.prefix, monitor: opts.monitor });
     this.slots = new CallSlots({
@@ -124,31 +120,13 @@ export class Aggregator {
       ...(opts.gate ? { gate: opts.gate } : {}),
       ...(opts.shedWhenGated ? { shedWhenGated: opts.shedWhenGated } : {}),
     });
-    this.held = new HeldParcels({
-      db: opts.db,
-      log: opts.log,
-      monitor: opts.monitor,
-      lockMs: this.lockMs,
-      ...(opts.maxRateLimitRetries !== undefined ? { maxRateLimitRetries: opts.maxRateLimitRetries } : {}),
-      ...(opts.onJobsFinished ? { onJobsFinished: opts.onJobsFinished } : {}),
-      ...(opts.afterResults ? { afterResults: opts.afterResults } : {}),
-      ...(opts.onTransient ? { onTransient: opts.onTransient } : {}),
-    });
     this.bins = new Bins({
       clock: systemClock,
       tokensOf: (it) => it.tokens,
       policyOf: perTaskPolicy<Parcel>(opts.policies, opts.maxItemsFor),
       launch: (first, items) => this.launch(first, items),
     });
-    // An emitter without an 'error' listener prints raw stacks (BullMQ falls back to console.error).
-    opts.monitor.watch(this.worker, "aggregator worker");
   }
-
-  /** Reports an error to the monitor; returns the dependency when it is an outage. */
-  private outage(e: unknown, component: string): Dependency | "unknown" | undefined {
-    return this.opts.monitor.report(e, component);
-  }
-
 
   /** Most items held (waiting in bins or for a call slot) before fetching pauses. */
   private get maxHeldItems(): number {
@@ -157,105 +135,20 @@ export class Aggregator {
   }
 
   async start(): Promise<void> {
-    await this.worker.waitUntilReady();
-    await this.worker.startStalledCheckTimer();
-    this.lockTimer = setInterval(() => void this.held.extendLocks(), Math.floor(this.lockMs / 3));
-    this.loop = this.fetchLoop();
-  }
-
-  /**
-   * Pulls parcels until close(). Nothing in here may end the loop but close(): an outage of Redis
-   * or Postgres is waited out with back-off (docs/operations.md#outages), and any other failure
-   * is logged and the loop goes on (an unhandled rejection here once killed every worker process).
-   */
-  private async fetchLoop(): Promise<void> {
-    let backoff = 250;
-    while (!this.stopping) {
-      try {
-        if (this.heldItems >= this.maxHeldItems) {
-          await this.slots.released();
-          continue;
-        }
-        // Parcels fetched now could not be checked against Postgres: leave them in the queue.
-        if (!this.opts.monitor.isUp("postgres")) {
-          await this.opts.monitor.waitUp("postgres", 5_000);
-          continue;
-        }
-        const token = `${this.worker.id}:${randomUUID()}`;
-        let job: Job | undefined;
-        const asked = Date.now();
-        try {
-          job = (await this.worker.getNextJob(token, { block: true })) ?? undefined;
-        } catch (e) {
-          if (this.stopping) break;
-          if (!this.outage(e, "aggregator fetch")) this.opts.log.warn({ err: safeErrorMessage(e) }, "getNextJob failed; retrying");
-          await sleep(backoff);
-          backoff = Math.min(backoff * 2, 5_000);
-          continue;
-        }
-        backoff = 250;
-        if (!job) {
-          // getNextJob returns at once while the queue is rate-limited: do not spin.
-          if (Date.now() - asked < 10) await sleep(Math.min(1_000, Math.max(50, this.pause.leftMs())));
-          continue;
-        }
-        if (this.stopping) {
-          await job.moveToWait(token).catch(() => {});
-          break;
-        }
-        await this.accept(job, token);
-      } catch (e) {
-        if (this.stopping) break;
-        if (!this.outage(e, "aggregator")) this.opts.log.error({ err: safeErrorMessage(e) }, "aggregator fetch loop error; continuing");
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, 5_000);
-      }
-    }
-  }
-
-  private async accept(job: Job, token: string): Promise<void> {
-    const parsed = Parcel.safeParse(job.data);
-    if (!parsed.success) {
-      // A payload that does not parse will never parse: fail it without retry.
-      this.opts.log.error({ jobId: job.id, issues: parsed.error.issues.slice(0, 3) }, "poison parcel payload");
-      await job.moveToFailed(new UnrecoverableError(`invalid parcel payload: ${parsed.error.message}`), token).catch(() => {});
-      return;
-    }
-    const parcel = parsed.data;
-    const again = this.held.get(job.id!);
-    if (again) {
-      // The same parcel delivered to us a second time: our lock lapsed (a stalled check ran while
-      // the event loop was busy, or Redis lost the lock) and BullMQ handed it back to this process.
-      // Its items are already in our bins or calls: adopt the new lock and settle it ONCE with it,
-      // instead of holding it twice (two settles, the second failing with "Missing lock").
-      again.job = job;
-      again.token = token;
-      again.lockLost = false;
-      return;
-    }
-    // On a retry or after a crash some items already have results: send only the others.
-    let done: Set<number>;
-    try {
-      done = await itemsWithResults(this.opts.db, parcel.items.map((i) => i.itemId));
-    } catch (e) {
-      if (!this.outage(e, "aggregator")) throw e;
-      // Postgres is away: hand the parcel back (not counted as an attempt) and wait.
-      await job.moveToDelayed(Date.now() + OUTAGE_DELAY_MS, token).catch(() => {});
-      return;
-    }
-    const todo = parcel.items.filter((i) => !done.has(i.itemId));
-    const held: Held = { job, token, parcel, outstanding: todo.length };
-    if (todo.length === 0) {
-      await this.held.settle(held);
-      return;
-    }
-    this.held.add(held);
-    this.heldItems += todo.length;
-    this.bins.add(
-      parcel.batchKey,
-      parcel,
-      todo.map((it) => ({ itemId: it.itemId, jobId: parcel.jobId, tenantId: parcel.tenantId, text: it.text, held, tokens: it.tokens || countTokens(it.text) })),
-    );
+    await this.leases.start({
+      full: () => this.heldItems >= this.maxHeldItems,
+      released: () => this.slots.released(),
+      pausedForMs: () => this.pause.leftMs(),
+      onItems: (held, items) => {
+        const parcel = held.parcel;
+        this.heldItems += items.length;
+        this.bins.add(
+          parcel.batchKey,
+          parcel,
+          items.map((it) => ({ itemId: it.itemId, jobId: parcel.jobId, tenantId: parcel.tenantId, text: it.text, held, tokens: it.tokens || countTokens(it.text) })),
+        );
+      },
+    });
   }
 
   /** One call's worth of items left a bin: run the call. */
@@ -272,7 +165,7 @@ export class Aggregator {
       this.heldItems -= items.length;
       this.slots.wake();
       const error = new ProviderError({ provider: this.opts.provider.name, kind: "server", message: "circuit breaker open: the provider keeps failing" });
-      await this.settleItems(items, { itemIds: items.map((i) => i.itemId), error });
+      await this.leases.release(items, { itemIds: items.map((i) => i.itemId), error });
       return;
     }
     let final = new Set<number>();
@@ -312,7 +205,7 @@ export class Aggregator {
       this.opts.onCall?.({ provider: this.opts.provider.name, model: rep.model, items: items.length, calls: res.calls });
     } catch (e) {
       const err = coerceError(e);
-      if (this.outage(e, "aggregator call")) {
+      if (this.opts.monitor.report(e, "aggregator call")) {
         // Postgres (or Redis) went away under the call: the parcels are retried once it is back,
         // without using one of their provider attempts.
         for (const it of items) it.held.infraError = true;
@@ -330,18 +223,7 @@ export class Aggregator {
     if (transient?.error.kind === "rate_limited") {
       await this.pause.pause(transient.error.retryAfterMs ?? 1_000);
     }
-    await this.settleItems(items, transient);
-  }
-
-  private async settleItems(items: PendingItem[], transient: { itemIds: number[]; error: ProviderError } | undefined): Promise<void> {
-    const transientIds = new Set(transient?.itemIds ?? []);
-    const touched = new Set<Held>();
-    for (const it of items) {
-      it.held.outstanding--;
-      if (transientIds.has(it.itemId)) it.held.transientError = transient!.error;
-      touched.add(it.held);
-    }
-    for (const h of touched) if (h.outstanding === 0) await this.held.settle(h);
+    await this.leases.release(items, transient);
   }
 
   private landed(items: PendingItem[], rows: NewResult[], inserted: Set<number>): LandedResult[] {
@@ -358,7 +240,7 @@ export class Aggregator {
 
   /** Counts for metrics and tests. */
   stats(): { heldParcels: number; heldItems: number; inFlight: number; bins: number } {
-    return { heldParcels: this.held.size, heldItems: this.heldItems, inFlight: this.slots.inFlight, bins: this.bins.size };
+    return { heldParcels: this.leases.size, heldItems: this.heldItems, inFlight: this.slots.inFlight, bins: this.bins.size };
   }
 
   /**
@@ -367,7 +249,7 @@ export class Aggregator {
    * or the retry path; nothing is lost).
    */
   async close(graceMs = 10_000): Promise<void> {
-    this.stopping = true;
+    this.leases.stopFetching();
     this.slots.wake();
     this.bins.drain();
     const all = Promise.allSettled([...this.calls]);
@@ -382,14 +264,7 @@ export class Aggregator {
       this.abort.abort();
       await all;
     }
-    if (this.lockTimer) clearInterval(this.lockTimer);
-    // The fetch loop may be blocked in getNextJob; closing the worker releases it.
-    await this.worker.close(true).catch(() => {});
-    await this.loop?.catch(() => {});
+    await this.leases.close();
     await this.pause.close();
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
