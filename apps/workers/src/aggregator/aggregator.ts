@@ -34,7 +34,7 @@ import {
 } from "@sieve/shared";
 import type { FinishedJob } from "@sieve/shared/db/ops/results";
 import type { LlmProvider } from "../providers/types.js";
-import { executeBatch, type BatchItem } from "./execute.js";
+import { answerOrSplit, type BatchItem } from "./answerOrSplit.js";
 import type { LandedResult } from "../dedup/afterResults.js";
 import { ParcelLeases, type Held } from "./parcelLease.js";
 import { Bins, perTaskPolicy, systemClock } from "./bins.js";
@@ -171,7 +171,7 @@ export class Aggregator {
     let final = new Set<number>();
     let transient: { itemIds: number[]; error: ProviderError } | undefined;
     try {
-      const res = await executeBatch(
+      const res = await answerOrSplit(
         {
           db: this.opts.db,
           provider: this.opts.provider,
