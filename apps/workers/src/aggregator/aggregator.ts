@@ -3,19 +3,16 @@
  * lane's consumer together:
  *
  * - parcelLease.ts fetches parcels from BullMQ one at a time and holds their locks until each
- *   parcel is settled, exactly once; parcelRetry.ts decides a parcel's retry after a transient
- *   failure, or ends its unanswered items with error rows;
+ *   parcel is settled, exactly once; parcelRetry.ts then retries a parcel whose items met a
+ *   transient failure (429: after Retry-After, not counted as an attempt; 5xx/timeout: BullMQ's
+ *   backoff), or, out of attempts, ends its unanswered items with error rows;
  * - bins.ts packs the items of parcels that share a batch key into calls (items, tokens, max wait,
  *   per task);
- * - callSlots.ts decides when a call may start (concurrency, an open circuit breaker, a 429 pause:
- *   rateLimitPause.ts);
- * - answerOrSplit.ts makes the call, validates the answer per item and re-asks the failed items.
- *
- * Retries: 429 -> queue.rateLimit(Retry-After) + parcel delayed by Retry-After (not counted as an
- * attempt, up to `maxRateLimitRetries`); 5xx/timeout -> job.moveToFailed so BullMQ's exponential
- * backoff applies; on the last attempt the remaining items end with an explicit error instead.
+ * - callSlots.ts decides when a call may start (concurrency, an open circuit breaker, a 429 pause
+ *   of the queue: rateLimitPause.ts);
+ * - answerOrSplit.ts makes the call and asks again, in halves, the items whose answers fail
+ *   validation.
  */
-import type { Job } from "bullmq";
 import type { Redis } from "ioredis";
 import {
   Parcel,
@@ -37,6 +34,7 @@ import type { LlmProvider } from "../providers/types.js";
 import { answerOrSplit, type BatchItem } from "./answerOrSplit.js";
 import type { LandedResult } from "../dedup/afterResults.js";
 import { ParcelLeases, type Held } from "./parcelLease.js";
+import type { ParcelRetryDeps } from "./parcelRetry.js";
 import { Bins, perTaskPolicy, systemClock } from "./bins.js";
 import { CallSlots } from "./callSlots.js";
 import { RateLimitPause } from "./rateLimitPause.js";
@@ -75,12 +73,8 @@ export interface AggregatorOptions {
   shedWhenGated?: () => boolean;
   /** Outage policy: every call's outcome (false: a 5xx or timeout). */
   onCallResult?: (ok: boolean) => void;
-  /**
-   * Outage policy for a parcel whose items hit a transient failure (not a 429): "handled" (it
-   * was delayed or moved to another provider), "exhausted" (end its items with their error now),
-   * or undefined (attempt-counted retries as before).
-   */
-  onTransient?: (p: { job: Job; token: string; parcel: Parcel; error: ProviderError }) => Promise<"handled" | "exhausted" | undefined>;
+  /** Outage policy for a parcel whose items hit a transient failure (not a 429): see parcelRetry.ts. */
+  onTransient?: ParcelRetryDeps["onTransient"];
 }
 
 interface PendingItem extends BatchItem {

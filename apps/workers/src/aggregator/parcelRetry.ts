@@ -18,7 +18,11 @@ export interface ParcelRetryDeps {
   db: Db;
   /** 429s a parcel may meet before they count as attempts. @defaultValue 50 */
   maxRateLimitRetries?: number;
-  /** Outage policy for a parcel whose items hit a transient failure (not a 429); see AggregatorOptions.onTransient. */
+  /**
+   * Outage policy for a parcel whose items hit a transient failure (not a 429): "handled" (it
+   * was delayed or moved to another provider), "exhausted" (end its items with their error now),
+   * or undefined (attempt-counted retries as before).
+   */
   onTransient?: (p: { job: Job; token: string; parcel: Parcel; error: ProviderError }) => Promise<"handled" | "exhausted" | undefined>;
   afterResults?: (landed: LandedResult[]) => Promise<void>;
   onJobsFinished?: (jobs: FinishedJob[]) => void;
