@@ -50,7 +50,7 @@ import { SharedBreakers } from "./router/sharedBreakers.js";
 import { packingFor } from "@sieve/shared/config/packing";
 
 export { Aggregator } from "./aggregator/aggregator.js";
-export { executeBatch } from "./aggregator/execute.js";
+export { answerOrSplit } from "./aggregator/answerOrSplit.js";
 export { sweepOnce } from "./maintenance/sweeper.js";
 export { startWorkerHttp } from "./http.js";
 

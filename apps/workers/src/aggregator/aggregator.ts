@@ -1,22 +1,18 @@
 /**
- * The aggregator: one per provider queue per worker process.
+ * The aggregator: one per provider queue per worker process. It wires the parts of the realtime
+ * lane's consumer together:
  *
- * Open-source BullMQ has no batch consumption, so this uses manual processing (docs/providers.md#bullmq):
- * `worker.getNextJob(token)` pulls parcels one by one; their locks are held (and extended) while
- * the parcels wait in a bin for neighbours with the same batch key. A bin is flushed as soon as it
- * holds `maxItems` items or `maxTokens` estimated tokens, or when its oldest item has waited
- * `maxWaitMs`. A call may take items from several parcels, and a parcel's items may span calls.
- *
- * Crash safety: a parcel is only completed after all its items are persisted. If this process
- * dies, the locks expire and BullMQ's stalled check hands the parcels to another worker, which
- * skips items that already have a result (the results table's primary key makes writes idempotent).
- *
- * Retries: 429 -> queue.rateLimit(Retry-After) + parcel delayed by Retry-After (not counted as an
- * attempt, up to `maxRateLimitRetries`); 5xx/timeout -> job.moveToFailed so BullMQ's exponential
- * backoff applies; on the last attempt the remaining items end with an explicit error instead.
+ * - parcelLease.ts fetches parcels from BullMQ one at a time and holds their locks until each
+ *   parcel is settled, exactly once; parcelRetry.ts then retries a parcel whose items met a
+ *   transient failure (429: after Retry-After, not counted as an attempt; 5xx/timeout: BullMQ's
+ *   backoff), or, out of attempts, ends its unanswered items with error rows;
+ * - bins.ts packs the items of parcels that share a batch key into calls (items, tokens, max wait,
+ *   per task);
+ * - callSlots.ts decides when a call may start (concurrency, an open circuit breaker, a 429 pause
+ *   of the queue: rateLimitPause.ts);
+ * - answerOrSplit.ts makes the call and asks again, in halves, the items whose answers fail
+ *   validation.
  */
-import { randomUUID } from "node:crypto";
-import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import {
   Parcel,
@@ -31,14 +27,17 @@ import {
   type PriceTable,
   type ProviderName,
   type NewResult,
-  type Dependency,
   type DependencyMonitor,
 } from "@sieve/shared";
-import { itemsWithResults, type FinishedJob } from "@sieve/shared/db/ops/results";
+import type { FinishedJob } from "@sieve/shared/db/ops/results";
 import type { LlmProvider } from "../providers/types.js";
-import { executeBatch, type BatchItem } from "./execute.js";
+import { answerOrSplit, type BatchItem } from "./answerOrSplit.js";
 import type { LandedResult } from "../dedup/afterResults.js";
-import { HeldParcels, OUTAGE_DELAY_MS, type Held } from "./held.js";
+import { ParcelLeases, type Held } from "./parcelLease.js";
+import type { ParcelRetryDeps } from "./parcelRetry.js";
+import { Bins, perTaskPolicy, systemClock } from "./bins.js";
+import { CallSlots } from "./callSlots.js";
+import { RateLimitPause } from "./rateLimitPause.js";
 
 export interface AggregatorOptions {
   db: Db;
@@ -74,296 +73,99 @@ export interface AggregatorOptions {
   shedWhenGated?: () => boolean;
   /** Outage policy: every call's outcome (false: a 5xx or timeout). */
   onCallResult?: (ok: boolean) => void;
-  /**
-   * Outage policy for a parcel whose items hit a transient failure (not a 429): "handled" (it
-   * was delayed or moved to another provider), "exhausted" (end its items with their error now),
-   * or undefined (attempt-counted retries as before).
-   */
-  onTransient?: (p: { job: Job; token: string; parcel: Parcel; error: ProviderError }) => Promise<"handled" | "exhausted" | undefined>;
+  /** Outage policy for a parcel whose items hit a transient failure (not a 429): see parcelRetry.ts. */
+  onTransient?: ParcelRetryDeps["onTransient"];
 }
 
 interface PendingItem extends BatchItem {
   held: Held;
   tokens: number;
-  arrivedAt: number;
-}
-
-interface Bin {
-  key: string;
-  parcel: Parcel; // a representative (same params/model/provider for the whole bin)
-  items: PendingItem[];
-  tokens: number;
-  timer?: NodeJS.Timeout;
 }
 
 export class Aggregator {
-  private readonly worker: Worker;
-  private readonly queue: Queue;
-  private readonly bins = new Map<string, Bin>();
-  private readonly held: HeldParcels;
+  private readonly leases: ParcelLeases;
+  private readonly pause: RateLimitPause;
+  private readonly slots: CallSlots;
+  private readonly bins: Bins<PendingItem, Parcel>;
   private heldItems = 0;
-  private inFlight = 0;
-  private readonly waiters: Array<() => void> = [];
-  private stopping = false;
-  private loop?: Promise<void>;
-  private lockTimer?: NodeJS.Timeout;
-  private pausedUntil = 0;
   private readonly abort = new AbortController();
   private readonly calls = new Set<Promise<void>>();
   readonly queueName: string;
-  private readonly lockMs: number;
 
   constructor(private readonly opts: AggregatorOptions) {
     this.queueName = realtimeQueueName(opts.provider.name);
-    this.lockMs = opts.lockDurationMs ?? 30_000;
-    this.worker = new Worker(this.queueName, null, {
+    this.leases = new ParcelLeases({
+      queueName: this.queueName,
       connection: opts.connection,
       prefix: opts.prefix,
-      lockDuration: this.lockMs,
-      stalledInterval: Math.max(1_000, Math.floor(this.lockMs / 2)),
-      // A parcel can stall each time a worker dies while holding it; it must never end "failed"
-      // for that reason alone (the sweeper would still rescue its items, but slower).
-      maxStalledCount: 1_000,
-      autorun: false,
-    });
-    this.queue = new Queue(this.queueName, { connection: opts.connection, prefix: opts.prefix });
-    this.held = new HeldParcels({
       db: opts.db,
       log: opts.log,
       monitor: opts.monitor,
-      lockMs: this.lockMs,
+      lockMs: opts.lockDurationMs ?? 30_000,
       ...(opts.maxRateLimitRetries !== undefined ? { maxRateLimitRetries: opts.maxRateLimitRetries } : {}),
       ...(opts.onJobsFinished ? { onJobsFinished: opts.onJobsFinished } : {}),
       ...(opts.afterResults ? { afterResults: opts.afterResults } : {}),
       ...(opts.onTransient ? { onTransient: opts.onTransient } : {}),
     });
-    // An emitter without an 'error' listener prints raw stacks (BullMQ falls back to console.error).
-    opts.monitor.watch(this.worker, "aggregator worker");
-    opts.monitor.watch(this.queue, "aggregator queue");
+    this.pause = new RateLimitPause({ queueName: this.queueName, connection: opts.connection, prefix: opts.prefix, monitor: opts.monitor });
+    this.slots = new CallSlots({
+      concurrency: opts.concurrency,
+      pausedForMs: () => this.pause.leftMs(),
+      ...(opts.gate ? { gate: opts.gate } : {}),
+      ...(opts.shedWhenGated ? { shedWhenGated: opts.shedWhenGated } : {}),
+    });
+    this.bins = new Bins({
+      clock: systemClock,
+      tokensOf: (it) => it.tokens,
+      policyOf: perTaskPolicy<Parcel>(opts.policies, opts.maxItemsFor),
+      launch: (first, items) => this.launch(first, items),
+    });
   }
-
-  /** Reports an error to the monitor; returns the dependency when it is an outage. */
-  private outage(e: unknown, component: string): Dependency | "unknown" | undefined {
-    return this.opts.monitor.report(e, component);
-  }
-
 
   /** Most items held (waiting in bins or for a call slot) before fetching pauses. */
   private get maxHeldItems(): number {
     const maxItems = Math.max(this.opts.policies.classify.maxItems, this.opts.policies.translate.maxItems);
-    return maxItems * Math.max(1, this.concurrency()) * 2;
-  }
-
-  private concurrency(): number {
-    const c = this.opts.concurrency;
-    return typeof c === "number" ? c : Math.max(1, c());
+    return maxItems * Math.max(1, this.slots.limit()) * 2;
   }
 
   async start(): Promise<void> {
-    await this.worker.waitUntilReady();
-    await this.worker.startStalledCheckTimer();
-    this.lockTimer = setInterval(() => void this.held.extendLocks(), Math.floor(this.lockMs / 3));
-    this.loop = this.fetchLoop();
+    await this.leases.start({
+      full: () => this.heldItems >= this.maxHeldItems,
+      released: () => this.slots.released(),
+      pausedForMs: () => this.pause.leftMs(),
+      onItems: (held, items) => {
+        const parcel = held.parcel;
+        this.heldItems += items.length;
+        this.bins.add(
+          parcel.batchKey,
+          parcel,
+          items.map((it) => ({ itemId: it.itemId, jobId: parcel.jobId, tenantId: parcel.tenantId, text: it.text, held, tokens: it.tokens || countTokens(it.text) })),
+        );
+      },
+    });
   }
 
-  /**
-   * Pulls parcels until close(). Nothing in here may end the loop but close(): an outage of Redis
-   * or Postgres is waited out with back-off (docs/operations.md#outages), and any other failure
-   * is logged and the loop goes on (an unhandled rejection here once killed every worker process).
-   */
-  private async fetchLoop(): Promise<void> {
-    let backoff = 250;
-    while (!this.stopping) {
-      try {
-        if (this.heldItems >= this.maxHeldItems) {
-          await new Promise<void>((r) => this.waiters.push(r));
-          continue;
-        }
-        // Parcels fetched now could not be checked against Postgres: leave them in the queue.
-        if (!this.opts.monitor.isUp("postgres")) {
-          await this.opts.monitor.waitUp("postgres", 5_000);
-          continue;
-        }
-        const token = `${this.worker.id}:${randomUUID()}`;
-        let job: Job | undefined;
-        const asked = Date.now();
-        try {
-          job = (await this.worker.getNextJob(token, { block: true })) ?? undefined;
-        } catch (e) {
-          if (this.stopping) break;
-          if (!this.outage(e, "aggregator fetch")) this.opts.log.warn({ err: safeErrorMessage(e) }, "getNextJob failed; retrying");
-          await sleep(backoff);
-          backoff = Math.min(backoff * 2, 5_000);
-          continue;
-        }
-        backoff = 250;
-        if (!job) {
-          // getNextJob returns at once while the queue is rate-limited: do not spin.
-          if (Date.now() - asked < 10) await sleep(Math.min(1_000, Math.max(50, this.pausedUntil - Date.now())));
-          continue;
-        }
-        if (this.stopping) {
-          await job.moveToWait(token).catch(() => {});
-          break;
-        }
-        await this.accept(job, token);
-      } catch (e) {
-        if (this.stopping) break;
-        if (!this.outage(e, "aggregator")) this.opts.log.error({ err: safeErrorMessage(e) }, "aggregator fetch loop error; continuing");
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, 5_000);
-      }
-    }
-  }
-
-  private async accept(job: Job, token: string): Promise<void> {
-    const parsed = Parcel.safeParse(job.data);
-    if (!parsed.success) {
-      // A payload that does not parse will never parse: fail it without retry.
-      this.opts.log.error({ jobId: job.id, issues: parsed.error.issues.slice(0, 3) }, "poison parcel payload");
-      await job.moveToFailed(new UnrecoverableError(`invalid parcel payload: ${parsed.error.message}`), token).catch(() => {});
-      return;
-    }
-    const parcel = parsed.data;
-    const again = this.held.get(job.id!);
-    if (again) {
-      // The same parcel delivered to us a second time: our lock lapsed (a stalled check ran while
-      // the event loop was busy, or Redis lost the lock) and BullMQ handed it back to this process.
-      // Its items are already in our bins or calls: adopt the new lock and settle it ONCE with it,
-      // instead of holding it twice (two settles, the second failing with "Missing lock").
-      again.job = job;
-      again.token = token;
-      again.lockLost = false;
-      return;
-    }
-    // On a retry or after a crash some items already have results: send only the others.
-    let done: Set<number>;
-    try {
-      done = await itemsWithResults(this.opts.db, parcel.items.map((i) => i.itemId));
-    } catch (e) {
-      if (!this.outage(e, "aggregator")) throw e;
-      // Postgres is away: hand the parcel back (not counted as an attempt) and wait.
-      await job.moveToDelayed(Date.now() + OUTAGE_DELAY_MS, token).catch(() => {});
-      return;
-    }
-    const todo = parcel.items.filter((i) => !done.has(i.itemId));
-    const held: Held = { job, token, parcel, outstanding: todo.length };
-    if (todo.length === 0) {
-      await this.held.settle(held);
-      return;
-    }
-    this.held.add(held);
-    const bin = this.binFor(parcel);
-    const now = Date.now();
-    for (const it of todo) {
-      const tokens = it.tokens || countTokens(it.text);
-      bin.items.push({ itemId: it.itemId, jobId: parcel.jobId, tenantId: parcel.tenantId, text: it.text, held, tokens, arrivedAt: now });
-      bin.tokens += tokens;
-      this.heldItems++;
-    }
-    this.maybeFlush(bin);
-  }
-
-  private binFor(parcel: Parcel): Bin {
-    let bin = this.bins.get(parcel.batchKey);
-    if (!bin) {
-      bin = { key: parcel.batchKey, parcel, items: [], tokens: 0 };
-      this.bins.set(parcel.batchKey, bin);
-    }
-    return bin;
-  }
-
-  private policyOf(bin: Bin): BatchPolicy {
-    const policy = this.opts.policies[bin.parcel.params.task];
-    const limit = this.opts.maxItemsFor?.(bin.key);
-    return limit === undefined ? policy : { ...policy, maxItems: Math.max(1, Math.min(policy.maxItems, limit)) };
-  }
-
-  private maybeFlush(bin: Bin): void {
-    const policy = this.policyOf(bin);
-    while (bin.items.length >= policy.maxItems || (bin.items.length > 1 && bin.tokens >= policy.maxTokens)) {
-      this.flush(bin);
-    }
-    if (bin.items.length > 0 && !bin.timer) {
-      const waited = Date.now() - bin.items[0]!.arrivedAt;
-      bin.timer = setTimeout(() => {
-        bin.timer = undefined;
-        if (bin.items.length > 0) this.flush(bin);
-        if (bin.items.length > 0) this.maybeFlush(bin);
-      }, Math.max(0, policy.maxWaitMs - waited));
-    }
-  }
-
-  /** Takes up to maxItems / maxTokens items from the bin and launches one call. */
-  private flush(bin: Bin): void {
-    const policy = this.policyOf(bin);
-    const take: PendingItem[] = [];
-    let tokens = 0;
-    while (bin.items.length > 0 && take.length < policy.maxItems) {
-      const next = bin.items[0]!;
-      if (take.length > 0 && tokens + next.tokens > policy.maxTokens) break;
-      take.push(bin.items.shift()!);
-      tokens += next.tokens;
-    }
-    bin.tokens -= tokens;
-    if (bin.timer) {
-      clearTimeout(bin.timer);
-      bin.timer = undefined;
-    }
-    if (bin.items.length === 0) this.bins.delete(bin.key);
+  /** One call's worth of items left a bin: run the call. */
+  private launch(rep: Parcel, items: PendingItem[]): void {
     // runCall handles its own failures; this catch only keeps a bug from becoming an unhandled rejection.
-    const p = this.runCall(bin.parcel, take)
+    const p = this.runCall(rep, items)
       .catch((e: unknown) => this.opts.log.error({ err: safeErrorMessage(e) }, "call bookkeeping failed; the parcels' locks lapse and BullMQ hands them back"))
       .finally(() => this.calls.delete(p));
     this.calls.add(p);
-    if (bin.items.length > 0 && !this.stopping) this.maybeFlush(bin);
-  }
-
-  /** False: the provider is down and its items can move elsewhere (shed them without a call). */
-  private async acquireSlot(): Promise<boolean> {
-    for (;;) {
-      // An open circuit breaker: wait instead of hammering a provider that is down, or hand the
-      // items to the outage policy when another route can take them.
-      const gated = this.opts.gate?.() ?? 0;
-      if (gated > 0) {
-        if (this.opts.shedWhenGated?.()) return false;
-        await sleep(Math.min(gated, 1_000));
-        continue;
-      }
-      if (!(this.inFlight >= this.concurrency() || Date.now() < this.pausedUntil)) break;
-      const wait = this.pausedUntil - Date.now();
-      if (wait > 0) await sleep(Math.min(wait, 1_000));
-      // An adaptive limit can grow without any call ending: look again soon.
-      else if (typeof this.opts.concurrency === "function") await this.waitOrTimeout(50);
-      else await new Promise<void>((r) => this.waiters.push(r));
-    }
-    this.inFlight++;
-    return true;
-  }
-
-  private async waitOrTimeout(ms: number): Promise<void> {
-    let waiter: (() => void) | undefined;
-    await Promise.race([new Promise<void>((r) => this.waiters.push((waiter = r))), sleep(ms)]);
-    const i = this.waiters.indexOf(waiter!);
-    if (i >= 0) this.waiters.splice(i, 1);
-  }
-
-  private wake(): void {
-    for (const w of this.waiters.splice(0)) w();
   }
 
   private async runCall(rep: Parcel, items: PendingItem[]): Promise<void> {
-    if (!(await this.acquireSlot())) {
+    if (!(await this.slots.acquire())) {
       this.heldItems -= items.length;
-      this.wake();
+      this.slots.wake();
       const error = new ProviderError({ provider: this.opts.provider.name, kind: "server", message: "circuit breaker open: the provider keeps failing" });
-      await this.settleItems(items, { itemIds: items.map((i) => i.itemId), error });
+      await this.leases.release(items, { itemIds: items.map((i) => i.itemId), error });
       return;
     }
     let final = new Set<number>();
     let transient: { itemIds: number[]; error: ProviderError } | undefined;
     try {
-      const res = await executeBatch(
+      const res = await answerOrSplit(
         {
           db: this.opts.db,
           provider: this.opts.provider,
@@ -397,7 +199,7 @@ export class Aggregator {
       this.opts.onCall?.({ provider: this.opts.provider.name, model: rep.model, items: items.length, calls: res.calls });
     } catch (e) {
       const err = coerceError(e);
-      if (this.outage(e, "aggregator call")) {
+      if (this.opts.monitor.report(e, "aggregator call")) {
         // Postgres (or Redis) went away under the call: the parcels are retried once it is back,
         // without using one of their provider attempts.
         for (const it of items) it.held.infraError = true;
@@ -408,27 +210,14 @@ export class Aggregator {
         transient = { itemIds: items.filter((i) => !final.has(i.itemId)).map((i) => i.itemId), error: new ProviderError({ provider: this.opts.provider.name, kind: "server", message: `internal: ${message}`, cause: e }) };
       }
     } finally {
-      this.inFlight--;
+      this.slots.release();
       this.heldItems -= items.length;
-      this.wake();
+      this.slots.wake();
     }
     if (transient?.error.kind === "rate_limited") {
-      const ms = transient.error.retryAfterMs ?? 1_000;
-      this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ms);
-      await this.queue.rateLimit(ms).catch(() => {});
+      await this.pause.pause(transient.error.retryAfterMs ?? 1_000);
     }
-    await this.settleItems(items, transient);
-  }
-
-  private async settleItems(items: PendingItem[], transient: { itemIds: number[]; error: ProviderError } | undefined): Promise<void> {
-    const transientIds = new Set(transient?.itemIds ?? []);
-    const touched = new Set<Held>();
-    for (const it of items) {
-      it.held.outstanding--;
-      if (transientIds.has(it.itemId)) it.held.transientError = transient!.error;
-      touched.add(it.held);
-    }
-    for (const h of touched) if (h.outstanding === 0) await this.held.settle(h);
+    await this.leases.release(items, transient);
   }
 
   private landed(items: PendingItem[], rows: NewResult[], inserted: Set<number>): LandedResult[] {
@@ -445,7 +234,7 @@ export class Aggregator {
 
   /** Counts for metrics and tests. */
   stats(): { heldParcels: number; heldItems: number; inFlight: number; bins: number } {
-    return { heldParcels: this.held.size, heldItems: this.heldItems, inFlight: this.inFlight, bins: this.bins.size };
+    return { heldParcels: this.leases.size, heldItems: this.heldItems, inFlight: this.slots.inFlight, bins: this.bins.size };
   }
 
   /**
@@ -454,9 +243,9 @@ export class Aggregator {
    * or the retry path; nothing is lost).
    */
   async close(graceMs = 10_000): Promise<void> {
-    this.stopping = true;
-    this.wake();
-    for (const bin of [...this.bins.values()]) while (bin.items.length > 0) this.flush(bin);
+    this.leases.stopFetching();
+    this.slots.wake();
+    this.bins.drain();
     const all = Promise.allSettled([...this.calls]);
     let graceTimer: NodeJS.Timeout | undefined;
     const grace = new Promise<boolean>((resolve) => {
@@ -469,14 +258,7 @@ export class Aggregator {
       this.abort.abort();
       await all;
     }
-    if (this.lockTimer) clearInterval(this.lockTimer);
-    // The fetch loop may be blocked in getNextJob; closing the worker releases it.
-    await this.worker.close(true).catch(() => {});
-    await this.loop?.catch(() => {});
-    await this.queue.close().catch(() => {});
+    await this.leases.close();
+    await this.pause.close();
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

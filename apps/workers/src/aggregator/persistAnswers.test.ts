@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { writeRetryingOutages } from "./execute.js";
+import { writeRetryingOutages } from "./persistAnswers.js";
 
 const pgDown = () => Object.assign(new Error("terminating connection due to administrator command"), { code: "57P01", severity: "FATAL" });
 
