@@ -41,7 +41,7 @@ import {
 import { maxItemsPerRequest, type LaneDeps } from "./context.js";
 import { callIds, customIdOf } from "./ids.js";
 import { submitBatch } from "./submit.js";
-import type { BatchApi } from "./types.js";
+import type { BatchApi } from "../providers/batch-types.js";
 
 /** Items claimed per query while a batch is prepared. */
 const CLAIM_PAGE = 2_000;

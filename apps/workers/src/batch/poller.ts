@@ -16,7 +16,7 @@ import { batchesToPoll, updateBatch, UNSUBMITTED_STATES, type ProviderBatchRow }
 import type { LaneDeps } from "./context.js";
 import { settleBatch, type SettleReport } from "./settle.js";
 import { submitBatch, withLease } from "./submit.js";
-import type { BatchProviderName } from "./types.js";
+import type { BatchProviderName } from "../providers/batch-types.js";
 
 export interface PollReport {
   looked: number;

@@ -34,10 +34,10 @@ import {
   type SettleDelta,
   type UnsettledRequest,
 } from "@sieve/shared/db/ops/batchLane";
-import type { BatchItemError, BatchLineResult, BatchOk } from "../providers/batch-types.js";
+import type { BatchApi, BatchItemError, BatchLineResult, BatchOk } from "../providers/batch-types.js";
+import { batchRefOf } from "./batchRef.js";
 import { callIds } from "./ids.js";
 import type { LaneDeps } from "./context.js";
-import type { BatchApi } from "./types.js";
 
 /** Requests settled per transaction. */
 const SETTLE_CHUNK = 100;
@@ -227,7 +227,7 @@ export async function settleBatch(deps: LaneDeps, api: BatchApi, row: ProviderBa
       await settleChunk(deps, row, params, chunk, report);
       chunk = [];
     };
-    for await (const line of api.results(row) as AsyncIterable<BatchLineResult>) {
+    for await (const line of api.results(batchRefOf(row)) as AsyncIterable<BatchLineResult>) {
       if (line.kind === "malformed") {
         // Its custom_id is unknown: its request stays pending and is settled below as missing.
         report.malformedLines++;

@@ -29,10 +29,11 @@ import {
   updateBatch,
   type ProviderBatchRow,
 } from "@sieve/shared/db/ops/batchLane";
+import { isCapacityError, type BatchApi } from "../providers/batch-types.js";
 import { toProviderError } from "../providers/errors.js";
+import { batchRefOf } from "./batchRef.js";
 import { callIds } from "./ids.js";
 import { capacityBackoffMs, type LaneDeps } from "./context.js";
-import { isCapacityError, type BatchApi } from "./types.js";
 
 export type SubmitOutcome = "submitted" | "busy" | "deferred" | "at_capacity" | "abandoned" | "not_pending";
 
@@ -93,7 +94,7 @@ export async function submitBatch(deps: LaneDeps, api: BatchApi, batchId: number
         return "abandoned";
       }
       if (row.state === "submitting") {
-        const found = await api.findCreated(row, (ids) => knownProviderBatchIds(deps.db, api.provider, ids));
+        const found = await api.findCreated(batchRefOf(row), (ids) => knownProviderBatchIds(deps.db, api.provider, ids));
         if (found) {
           await updateBatch(deps.db, row.id, { state: "submitted", providerBatchId: found, submittedAt: new Date(), lastError: null });
           log.warn({ providerBatchId: found }, "adopted a provider batch whose create was not recorded (crash during submit)");
@@ -105,7 +106,7 @@ export async function submitBatch(deps: LaneDeps, api: BatchApi, batchId: number
         }
       }
       if (row.state === "preparing" && api.upload) {
-        const up = await api.upload(row, inputOf(deps, api, row));
+        const up = await api.upload(batchRefOf(row), inputOf(deps, api, row));
         await updateBatch(deps.db, row.id, { state: "uploaded", inputFileId: up.fileId, inputBytes: up.bytes });
         row = { ...row, state: "uploaded", inputFileId: up.fileId };
         log.debug({ fileId: up.fileId, bytes: up.bytes }, "batch input uploaded");
@@ -113,7 +114,7 @@ export async function submitBatch(deps: LaneDeps, api: BatchApi, batchId: number
       const submittingAt = new Date();
       await updateBatch(deps.db, row.id, { state: "submitting", submittingAt });
       row = { ...row, state: "submitting", submittingAt };
-      const providerBatchId = await api.create(row, inputOf(deps, api, row));
+      const providerBatchId = await api.create(batchRefOf(row), inputOf(deps, api, row));
       await updateBatch(deps.db, row.id, { state: "submitted", providerBatchId, submittedAt: new Date(), providerStatus: "submitted", lastError: null });
       log.info({ providerBatchId, requests: row.requestCount, items: row.itemCount }, "provider batch submitted");
       return "submitted";
