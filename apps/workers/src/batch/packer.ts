@@ -21,23 +21,22 @@
 import { TaskParams, coerceError, countTokens, renderPrompt, type TaskParams as TaskParamsT } from "@sieve/shared";
 import { deleteJob } from "@sieve/shared/db/ops/jobs";
 import { abandonedIngests } from "@sieve/shared/db/ops/batchIngest";
+import { enqueueJobItems, updateBatch } from "@sieve/shared/db/ops/batchLane";
 import {
-  asDb,
   claimWaitingPage,
   completePreparedBatch,
-  enqueueJobItems,
   insertPreparingBatch,
   insertRequestsAndPack,
   jobParams,
   laneLoad,
   orphanBatchJobs,
-  removeBatchItems,
-  updateBatch,
   waitingKeys,
   type NewBatchRequest,
   type WaitingItem,
   type WaitingKey,
-} from "@sieve/shared/db/ops/batchLane";
+} from "./db/packing.js";
+import { removeBatchItems } from "./db/settlement.js";
+import { asDb } from "./db/tx.js";
 import { maxItemsPerRequest, type LaneDeps } from "./context.js";
 import { callIds, customIdOf } from "./ids.js";
 import { submitBatch } from "./submit.js";

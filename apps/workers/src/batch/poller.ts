@@ -12,7 +12,8 @@
  * Each batch is handled under its lease, so two pollers never work on one batch at once.
  */
 import { classifyInfraError, coerceError, dependencyPorts } from "@sieve/shared";
-import { batchesToPoll, updateBatch, UNSUBMITTED_STATES, type ProviderBatchRow } from "@sieve/shared/db/ops/batchLane";
+import { updateBatch, type ProviderBatchRow } from "@sieve/shared/db/ops/batchLane";
+import { batchesToPoll, UNSUBMITTED_STATES } from "./db/batchRows.js";
 import type { LaneDeps } from "./context.js";
 import { settleBatch, type SettleReport } from "./settle.js";
 import { submitBatch, withLease } from "./submit.js";

@@ -19,9 +19,9 @@
 import { costUsd, observeLlmCall, validateResults, TaskParams, type NewLlmCall, type NewResult, type TaskParams as TaskParamsT } from "@sieve/shared";
 import { recordOutcome, type FinishedJob } from "@sieve/shared/db/ops/results";
 import { RollupBatch } from "@sieve/shared/db/ops/rollups";
+import { updateBatch, type ProviderBatchRow } from "@sieve/shared/db/ops/batchLane";
 import {
   addSettleTotals,
-  asDb,
   claimSettlement,
   itemsOfRequest,
   releaseUnsentBatch,
@@ -29,11 +29,10 @@ import {
   requeueItems,
   setRequestCall,
   unsettledRequests,
-  updateBatch,
-  type ProviderBatchRow,
   type SettleDelta,
   type UnsettledRequest,
-} from "@sieve/shared/db/ops/batchLane";
+} from "./db/settlement.js";
+import { asDb } from "./db/tx.js";
 import type { BatchApi, BatchItemError, BatchLineResult, BatchOk } from "../providers/batch-types.js";
 import { batchRefOf } from "./batchRef.js";
 import { callIds } from "./ids.js";

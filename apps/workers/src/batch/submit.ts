@@ -17,18 +17,11 @@
  * row as it is, for the poller to resume.
  */
 import { ProviderError, TaskParams } from "@sieve/shared";
-import {
-  asDb,
-  knownProviderBatchIds,
-  laneLoad,
-  releaseLease,
-  releaseUnsentBatch,
-  renewLease,
-  requestsPage,
-  tryLeaseBatch,
-  updateBatch,
-  type ProviderBatchRow,
-} from "@sieve/shared/db/ops/batchLane";
+import { updateBatch, type ProviderBatchRow } from "@sieve/shared/db/ops/batchLane";
+import { knownProviderBatchIds, releaseLease, renewLease, requestsPage, tryLeaseBatch } from "./db/batchRows.js";
+import { laneLoad } from "./db/packing.js";
+import { releaseUnsentBatch } from "./db/settlement.js";
+import { asDb } from "./db/tx.js";
 import { isCapacityError, type BatchApi } from "../providers/batch-types.js";
 import { toProviderError } from "../providers/errors.js";
 import { batchRefOf } from "./batchRef.js";
