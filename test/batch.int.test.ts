@@ -18,7 +18,7 @@ import { createBatchApis } from "@sieve/workers/providers/index";
 import { batchRefOf } from "@sieve/workers/batch/batchRef";
 import { prepareBatch, packOnce } from "@sieve/workers/batch/packer";
 import { settleBatch } from "@sieve/workers/batch/settle";
-import type { LaneDeps } from "@sieve/workers/batch/context";
+import type { LaneDeps } from "@sieve/workers/batch/laneDeps";
 import { startHarness, waitForJob, LABELS, type Harness } from "./support/harness.js";
 import { agNewsItems } from "./support/datasets.js";
 

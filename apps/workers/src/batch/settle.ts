@@ -36,7 +36,7 @@ import { asDb } from "./db/tx.js";
 import type { BatchApi, BatchItemError, BatchLineResult, BatchOk } from "../providers/batch-types.js";
 import { batchRefOf } from "./batchRef.js";
 import { callIds } from "./ids.js";
-import type { LaneDeps } from "./context.js";
+import type { LaneDeps } from "./laneDeps.js";
 
 /** Requests settled per transaction. */
 const SETTLE_CHUNK = 100;

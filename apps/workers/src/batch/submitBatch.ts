@@ -18,15 +18,16 @@
  */
 import { ProviderError, TaskParams } from "@sieve/shared";
 import { updateBatch, type ProviderBatchRow } from "@sieve/shared/db/ops/batchLane";
-import { knownProviderBatchIds, releaseLease, renewLease, requestsPage, tryLeaseBatch } from "./db/batchRows.js";
+import { isCapacityError, type BatchApi } from "../providers/batch-types.js";
+import { toProviderError } from "../providers/errors.js";
+import { knownProviderBatchIds, requestsPage } from "./db/batchRows.js";
 import { laneLoad } from "./db/packing.js";
 import { releaseUnsentBatch } from "./db/settlement.js";
 import { asDb } from "./db/tx.js";
-import { isCapacityError, type BatchApi } from "../providers/batch-types.js";
-import { toProviderError } from "../providers/errors.js";
 import { batchRefOf } from "./batchRef.js";
 import { callIds } from "./ids.js";
-import { capacityBackoffMs, type LaneDeps } from "./context.js";
+import { capacityBackoffMs, type LaneDeps } from "./laneDeps.js";
+import { withLease } from "./lease.js";
 
 export type SubmitOutcome = "submitted" | "busy" | "deferred" | "at_capacity" | "abandoned" | "not_pending";
 
@@ -46,23 +47,6 @@ function inputOf(deps: LaneDeps, api: BatchApi, row: ProviderBatchRow): () => As
       after = page[page.length - 1]!.seq;
     }
   };
-}
-
-/** Holds the lease of a row while `fn` runs (renewed at a third of its duration). */
-export async function withLease<T>(deps: LaneDeps, batchId: number, fn: (row: ProviderBatchRow) => Promise<T>): Promise<T | "busy"> {
-  const ms = deps.env.SIEVE_BATCH_LEASE_MS;
-  const row = await tryLeaseBatch(deps.db, batchId, deps.owner, ms);
-  if (!row) return "busy";
-  const timer = setInterval(() => {
-    renewLease(deps.db, batchId, deps.owner, ms).catch(() => {});
-  }, Math.max(500, Math.floor(ms / 3)));
-  timer.unref();
-  try {
-    return await fn(row);
-  } finally {
-    clearInterval(timer);
-    await releaseLease(deps.db, batchId, deps.owner).catch(() => {});
-  }
 }
 
 async function abandon(deps: LaneDeps, row: ProviderBatchRow, opts: { countAttempt: boolean; reason: string }): Promise<number> {

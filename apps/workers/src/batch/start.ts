@@ -16,7 +16,7 @@ import type { NewResult } from "@sieve/shared";
 import type { FinishedJob } from "@sieve/shared/db/ops/results";
 import type { BatchApi, BatchProviderName } from "../providers/batch-types.js";
 import { createBatchApis } from "../providers/index.js";
-import type { LaneDeps } from "./context.js";
+import type { LaneDeps } from "./laneDeps.js";
 import { packOnce, type PackResult } from "./packer.js";
 import { pollOnce, type PollReport } from "./poller.js";
 
