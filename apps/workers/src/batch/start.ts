@@ -11,7 +11,7 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import { BATCH_LANE_QUEUE, BatchLaneJob, PACK_KICK_ID, coerceError, safeErrorMessage, type DependencyMonitor, type ScheduleKeeper, type Db, type Env, type Logger, type PriceTable, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
+import { BATCH_LANE_QUEUE, BatchLaneJob, PACK_KICK_ID, safeErrorMessage, type DependencyMonitor, type ScheduleKeeper, type Db, type Env, type Logger, type PriceTable, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
 import type { NewResult } from "@sieve/shared";
 import type { FinishedJob } from "@sieve/shared/db/ops/results";
 import type { BatchApi, BatchProviderName } from "../providers/batch-types.js";
