@@ -11,11 +11,14 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { sql } from "drizzle-orm";
 import { DEFAULT_PRICES, TaskParams, costUsd, createLogger, createRedis, loadPriceTable, providerEndpoints, queryOne, queryRows } from "@sieve/shared";
-import { getBatchRow, requestsPage, updateBatch, waitingKeys } from "@sieve/shared/db/ops/batchLane";
-import { createBatchApis } from "@sieve/workers/batch/lane";
+import { getBatchRow, updateBatch } from "@sieve/shared/db/ops/batchLane";
+import { requestsPage } from "@sieve/workers/batch/db/batchRows";
+import { waitingKeys } from "@sieve/workers/batch/db/packing";
+import { createBatchApis } from "@sieve/workers/providers/index";
+import { batchRefOf } from "@sieve/workers/batch/batchRef";
 import { prepareBatch, packOnce } from "@sieve/workers/batch/packer";
 import { settleBatch } from "@sieve/workers/batch/settle";
-import type { LaneDeps } from "@sieve/workers/batch/context";
+import type { LaneDeps } from "@sieve/workers/batch/laneDeps";
 import { startHarness, waitForJob, LABELS, type Harness } from "./support/harness.js";
 import { agNewsItems } from "./support/datasets.js";
 
@@ -257,13 +260,13 @@ describe("provider Batch API lane", () => {
           }
         };
         if (api.upload) {
-          const up = await api.upload(row, lines);
+          const up = await api.upload(batchRefOf(row), lines);
           await updateBatch(h.db.db, row.id, { state: "uploaded", inputFileId: up.fileId });
           row = (await getBatchRow(h.db.db, row.id))!;
         }
         await updateBatch(h.db.db, row.id, { state: "submitting", submittingAt: new Date() });
         row = (await getBatchRow(h.db.db, row.id))!;
-        const createdId = await api.create(row, lines);
+        const createdId = await api.create(batchRefOf(row), lines);
         assert.equal(h.sim.batchStats()[provider].created, before + 1);
         return { jobId: job.body.id as string, rowId: row.id, createdId };
       });

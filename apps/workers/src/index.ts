@@ -35,7 +35,7 @@ import {
 import { Aggregator } from "./aggregator/aggregator.js";
 import { createProviders } from "./providers/index.js";
 import type { LlmProvider } from "./providers/types.js";
-import { startBatchLane, type BatchLaneHandle } from "./batch/lane.js";
+import { startBatchLane, type BatchLaneHandle } from "./batch/start.js";
 import { markInterruptedCalls, sweepOnce } from "./maintenance/sweeper.js";
 import { createAfterResults, type SemanticFill } from "./dedup/afterResults.js";
 import { createBatchAnswerWriter } from "./dedup/batchAnswers.js";

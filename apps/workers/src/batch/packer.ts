@@ -7,7 +7,7 @@
  * body) to measure bytes and tokens, and the batch row ("preparing"), its requests (custom_id ->
  * item ids) and the items' state ("packed", attempts + 1) are committed together. Nothing has been
  * sent yet: if the process dies now, the poller finds the "preparing" row and submits it, rebuilt
- * from the database. Then the batch is submitted (submit.ts).
+ * from the database. Then the batch is submitted (submitBatch.ts).
  *
  * Limits: a batch stops growing at the provider's requests/bytes limit (or the lower
  * SIEVE_BATCH_MAX_REQUESTS / SIEVE_BATCH_MAX_BYTES) and at the provider's remaining enqueued-token
@@ -21,27 +21,26 @@
 import { TaskParams, coerceError, countTokens, renderPrompt, type TaskParams as TaskParamsT } from "@sieve/shared";
 import { deleteJob } from "@sieve/shared/db/ops/jobs";
 import { abandonedIngests } from "@sieve/shared/db/ops/batchIngest";
+import { enqueueJobItems, updateBatch } from "@sieve/shared/db/ops/batchLane";
 import {
-  asDb,
   claimWaitingPage,
   completePreparedBatch,
-  enqueueJobItems,
   insertPreparingBatch,
   insertRequestsAndPack,
   jobParams,
   laneLoad,
   orphanBatchJobs,
-  removeBatchItems,
-  updateBatch,
   waitingKeys,
   type NewBatchRequest,
   type WaitingItem,
   type WaitingKey,
-} from "@sieve/shared/db/ops/batchLane";
-import { maxItemsPerRequest, type LaneDeps } from "./context.js";
+} from "./db/packing.js";
+import { removeBatchItems } from "./db/settlement.js";
+import { asDb } from "./db/tx.js";
+import { maxItemsPerRequest, type LaneDeps } from "./laneDeps.js";
 import { callIds, customIdOf } from "./ids.js";
-import { submitBatch } from "./submit.js";
-import type { BatchApi } from "./types.js";
+import { submitBatch } from "./submitBatch.js";
+import type { BatchApi } from "../providers/batch-types.js";
 
 /** Items claimed per query while a batch is prepared. */
 const CLAIM_PAGE = 2_000;

@@ -3,7 +3,7 @@
  * all its statuses, from Postgres state alone (a restarted process resumes exactly where the
  * database says things are):
  *
- * - preparing / uploaded / submitting with an expired lease: a submitter died; resume it (submit.ts).
+ * - preparing / uploaded / submitting with an expired lease: a submitter died; resume it (submitBatch.ts).
  * - submitted: retrieve; record the provider status and counts; cancel at the provider when an
  *   operator asked; once the provider says it ended (completed, expired, cancelled, failed),
  *   record the output/error file ids and state "ended".
@@ -12,11 +12,13 @@
  * Each batch is handled under its lease, so two pollers never work on one batch at once.
  */
 import { classifyInfraError, coerceError, dependencyPorts } from "@sieve/shared";
-import { batchesToPoll, updateBatch, UNSUBMITTED_STATES, type ProviderBatchRow } from "@sieve/shared/db/ops/batchLane";
-import type { LaneDeps } from "./context.js";
+import { updateBatch, type ProviderBatchRow } from "@sieve/shared/db/ops/batchLane";
+import { batchesToPoll, UNSUBMITTED_STATES } from "./db/batchRows.js";
+import type { LaneDeps } from "./laneDeps.js";
 import { settleBatch, type SettleReport } from "./settle.js";
-import { submitBatch, withLease } from "./submit.js";
-import type { BatchProviderName } from "./types.js";
+import { withLease } from "./lease.js";
+import { submitBatch } from "./submitBatch.js";
+import type { BatchProviderName } from "../providers/batch-types.js";
 
 export interface PollReport {
   looked: number;

@@ -19,9 +19,9 @@
 import { costUsd, observeLlmCall, validateResults, TaskParams, type NewLlmCall, type NewResult, type TaskParams as TaskParamsT } from "@sieve/shared";
 import { recordOutcome, type FinishedJob } from "@sieve/shared/db/ops/results";
 import { RollupBatch } from "@sieve/shared/db/ops/rollups";
+import { updateBatch, type ProviderBatchRow } from "@sieve/shared/db/ops/batchLane";
 import {
   addSettleTotals,
-  asDb,
   claimSettlement,
   itemsOfRequest,
   releaseUnsentBatch,
@@ -29,15 +29,14 @@ import {
   requeueItems,
   setRequestCall,
   unsettledRequests,
-  updateBatch,
-  type ProviderBatchRow,
   type SettleDelta,
   type UnsettledRequest,
-} from "@sieve/shared/db/ops/batchLane";
-import type { BatchItemError, BatchLineResult, BatchOk } from "../providers/batch-types.js";
+} from "./db/settlement.js";
+import { asDb } from "./db/tx.js";
+import type { BatchApi, BatchItemError, BatchLineResult, BatchOk } from "../providers/batch-types.js";
+import { batchRefOf } from "./batchRef.js";
 import { callIds } from "./ids.js";
-import type { LaneDeps } from "./context.js";
-import type { BatchApi } from "./types.js";
+import type { LaneDeps } from "./laneDeps.js";
 
 /** Requests settled per transaction. */
 const SETTLE_CHUNK = 100;
@@ -227,7 +226,7 @@ export async function settleBatch(deps: LaneDeps, api: BatchApi, row: ProviderBa
       await settleChunk(deps, row, params, chunk, report);
       chunk = [];
     };
-    for await (const line of api.results(row) as AsyncIterable<BatchLineResult>) {
+    for await (const line of api.results(batchRefOf(row)) as AsyncIterable<BatchLineResult>) {
       if (line.kind === "malformed") {
         // Its custom_id is unknown: its request stays pending and is settled below as missing.
         report.malformedLines++;

@@ -1,11 +1,15 @@
 /**
- * Types and limits shared by the provider batch transforms (openai/batch.ts, anthropic/batch.ts):
+ * What every provider's Batch API module (openai/batch.ts, anthropic/batch.ts) shares: the client
+ * interface the batch lane drives (BatchApi) and the plain batch reference it is given (BatchRef),
  * what one batch request is, what one parsed output line is, how requests are split under each
  * provider's limits, and the reconciliation of a batch's output by custom_id (NEVER by order:
  * both providers return results shuffled: docs/providers.md).
  */
-import type { PromptItem, TaskParams } from "@sieve/shared";
+import type { PromptItem, ProviderName, TaskParams } from "@sieve/shared";
 import type { StructuredCallResult } from "./types.js";
+
+/** Providers with a Batch API. */
+export type BatchProviderName = Extract<ProviderName, "openai" | "anthropic">;
 
 /**
  * The `custom_id` Sieve writes for BOTH providers: Anthropic's rule (1-64 characters of
@@ -180,4 +184,109 @@ export function packBySize<T>(
     cur.bytes += size;
   }
   return chunks;
+}
+
+/** The lines of a web stream (a fetch Response body), decoded as UTF-8; never holds more than one line plus one chunk. */
+export async function* streamLines(body: ReadableStream<Uint8Array> | null): AsyncGenerator<string> {
+  if (!body) return;
+  const decoder = new TextDecoder();
+  let buf = "";
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    buf += decoder.decode(chunk, { stream: true });
+    let start = 0;
+    let nl: number;
+    while ((nl = buf.indexOf("\n", start)) !== -1) {
+      const line = buf.slice(start, nl).replace(/\r$/, "");
+      start = nl + 1;
+      if (line.trim() !== "") yield line;
+    }
+    buf = buf.slice(start);
+  }
+  buf += decoder.decode();
+  if (buf.trim() !== "") yield buf.replace(/\r$/, "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client interface the batch lane drives (apps/workers/src/batch/)
+// ---------------------------------------------------------------------------------------------
+
+/** How a provider batch ended. */
+export type BatchEnd = "completed" | "expired" | "cancelled" | "failed";
+
+export interface BatchStatus {
+  /** The provider's own status string. */
+  status: string;
+  /** Set once the provider will not change the batch any more. */
+  end?: BatchEnd;
+  /** Request counts as the provider names them. */
+  counts: Record<string, number>;
+  outputFileId?: string;
+  errorFileId?: string;
+  /** Batch-level errors (OpenAI `errors.data`, e.g. token_limit_exceeded on a failed batch). */
+  errors: Array<{ code: string; message: string }>;
+  /** True while the provider is cancelling (no need to ask again). */
+  cancelling: boolean;
+}
+
+/** What the input of one batch looks like on the wire, for size accounting while packing. */
+export interface RenderedRequest {
+  /** The serialized request (OpenAI: the JSONL line; Anthropic: the JSON of `{custom_id, params}`). */
+  text: string;
+  /** Bytes it adds to the upload (with its separator). */
+  bytes: number;
+}
+
+/**
+ * One Sieve batch as a Batch API client sees it: only what the clients read, so they know nothing
+ * of how the lane stores its batches (the lane maps its database row to this).
+ */
+export interface BatchRef {
+  /** Sieve's id of the batch (names the upload; OpenAI batch metadata). */
+  id: number;
+  /** Requests in the batch (Anthropic: how a create whose answer was lost is recognised). */
+  requestCount: number;
+  /** When a create may first have been sent (the lane's "submitting" time, else the batch's creation): a lost create is looked for from shortly before. */
+  createStartedAt: Date;
+  /** OpenAI: the uploaded input file. */
+  inputFileId?: string | undefined;
+  /** The provider's id of the batch, once created. */
+  providerBatchId?: string | undefined;
+  /** OpenAI: the output and error files of an ended batch. */
+  outputFileId?: string | undefined;
+  errorFileId?: string | undefined;
+}
+
+/**
+ * One interface for a provider's Batch API (OpenAI Files + Batches, Anthropic Message Batches),
+ * used by the packer, the submitter and the poller. Request bodies and result lines go through the
+ * PURE transforms of <provider>/batch.ts, so a batch request is byte-identical to the realtime call
+ * for the same items.
+ */
+export interface BatchApi {
+  readonly provider: BatchProviderName;
+  readonly limits: BatchLimits;
+  /** Fixed bytes of one upload besides its requests. */
+  readonly envelopeBytes: number;
+  render(spec: BatchRequestSpec): RenderedRequest;
+  /**
+   * OpenAI only: uploads the input file (lines streamed from the database) and returns its id.
+   * Providers without files take the requests in `create`.
+   */
+  upload?(batch: BatchRef, lines: () => AsyncIterable<string>, signal?: AbortSignal): Promise<{ fileId: string; bytes: number }>;
+  /** Creates the batch; returns the provider's batch id. */
+  create(batch: BatchRef, requests: () => AsyncIterable<string>, signal?: AbortSignal): Promise<string>;
+  /**
+   * After a crash during create: the provider batch this one created, if any. `known` holds ids
+   * already recorded (never adopt one of those).
+   */
+  findCreated(batch: BatchRef, known: (ids: string[]) => Promise<Set<string>>): Promise<string | undefined>;
+  retrieve(providerBatchId: string): Promise<BatchStatus>;
+  cancel(providerBatchId: string): Promise<void>;
+  /** Every result line of an ended batch (OpenAI: output AND error file; Anthropic: the results), streamed, in provider order. */
+  results(batch: BatchRef): AsyncIterable<BatchLineResult>;
+}
+
+/** Errors of a create that mean "wait and try later", not "this batch is wrong". */
+export function isCapacityError(status: number | undefined, message: string): boolean {
+  return status === 429 || /token_limit_exceeded|enqueued token|too many (open|active) batches/i.test(message);
 }

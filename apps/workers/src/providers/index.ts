@@ -1,12 +1,16 @@
 /**
- * The provider registry: one LlmProvider per configured endpoint, built once at start-up.
+ * The provider registry: one LlmProvider per configured endpoint, and one BatchApi per configured
+ * provider that has a Batch API, built once at start-up.
  */
 import { assertExhaustive } from "@sieve/shared/errors";
 import type { ProviderName } from "@sieve/shared/providerNames";
 import type { ProviderEndpoint } from "@sieve/shared/config/providers";
 import type { LlmProvider } from "./types.js";
+import type { BatchApi, BatchProviderName } from "./batch-types.js";
 import { OpenAIProvider } from "./openai/index.js";
+import { OpenAIBatchApi } from "./openai/batch.js";
 import { AnthropicProvider } from "./anthropic/index.js";
+import { AnthropicBatchApi } from "./anthropic/batch.js";
 import { VllmProvider } from "./vllm/index.js";
 
 export type { LlmProvider, StructuredCallRequest, StructuredCallResult } from "./types.js";
@@ -41,5 +45,15 @@ export function createProviders(endpoints: Map<ProviderName, ProviderEndpoint>, 
     if (endpoint.provider !== name) throw new Error(`provider map key "${name}" holds an endpoint for "${endpoint.provider}"`);
     out.set(name, createProvider(endpoint, opts));
   }
+  return out;
+}
+
+/** The Batch API clients of the configured providers that have one (OpenAI, Anthropic; vLLM has none). */
+export function createBatchApis(endpoints: Map<ProviderName, ProviderEndpoint>): Map<BatchProviderName, BatchApi> {
+  const out = new Map<BatchProviderName, BatchApi>();
+  const oa = endpoints.get("openai");
+  if (oa) out.set("openai", new OpenAIBatchApi(oa));
+  const an = endpoints.get("anthropic");
+  if (an) out.set("anthropic", new AnthropicBatchApi(an));
   return out;
 }

@@ -1,6 +1,7 @@
 /**
  * One interface for every LLM provider. A provider is a folder with fixed file names (api.ts: base
- * URL, headers, client; chat.ts: pure request/response transforms; index.ts: wiring). Failures are
+ * URL, headers, client; chat.ts: pure request/response transforms; index.ts: wiring; batch.ts, for
+ * a provider with a Batch API: its batch transforms and client, see batch-types.ts). Failures are
  * thrown as `ProviderError` (packages/shared/src/errors.ts), never as SDK errors.
  */
 import type { ProviderName, TaskParams, PromptItem, TokenUsage } from "@sieve/shared";

@@ -11,14 +11,18 @@
  *
  * Only PGlite is supported here (bulk writes use PGlite's `/dev/blob` COPY); a server Postgres
  * with pgvector would need the same SQL through node-postgres plus a COPY stream.
+ *
+ * This module is the store (its options, plan choice and counts); the table is defined in
+ * pgvector-schema.ts and the SQL and row layout in pgvector-sql.ts.
  */
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import type { PGlite } from "@electric-sql/pglite";
-import { ConfigError } from "@sieve/shared/errors";
 import { encodeBinaryCopy, type CopyValue } from "./pg-binary.js";
-import { BACKEND_SCORE_SLACK, SCOPE_STORAGE_KEY, assertFullScope, rescore, scopeEntries, scopeKey, toStoredVector, validateQueryOptions } from "./scope.js";
-import type { CacheScope, QueryOptions, ScopeField, VectorEntry, VectorHit, VectorStore } from "./types.js";
+import { ensureSchema } from "./pgvector-schema.js";
+import { COLUMNS, ON_CONFLICT, PLAN_SETTINGS, RETURNING, entryRow, nearestSql, partialWhere, rowToEntry, valuesInsertSql, type InsertedRow, type Row } from "./pgvector-sql.js";
+import { assertFullScope, rescore, scopeEntries, scopeKey, toStoredVector, validateQueryOptions } from "./scope.js";
+import type { CacheScope, QueryOptions, VectorEntry, VectorHit, VectorStore } from "./types.js";
 
 export interface PgVectorStoreOptions {
   /** Vector length (the column is `vector(dimensions)`). */
@@ -46,55 +50,8 @@ export interface PgVectorStoreOptions {
   exactScanBelow?: number | undefined;
 }
 
-const COLUMN = SCOPE_STORAGE_KEY;
-
-/**
- * Planner settings per plan (SET LOCAL: this transaction only). HNSW: no sequential, bitmap or
- * sort-based plan, which leaves the index's ordered scan. Exact: no index scan (the HNSW scan is
- * one), which leaves the scope index's bitmap scan or a sequential scan plus a top-N sort.
- */
-const PLAN_SETTINGS = {
-  hnsw: "set local enable_seqscan = off; set local enable_bitmapscan = off; set local enable_sort = off",
-  exact: "set local enable_indexscan = off",
-} as const;
-
-/** Column order of copyRow(). */
-const COLUMNS =
-  "id, tenant_id, task, prompt_version, schema_version, provider, model, params_hash, embedder_id, namespace, scope_key, embedding, text, output, source_item_id, created_at, expires_at, last_used_at";
-const ON_CONFLICT = `on conflict (id) do update set
-  tenant_id = excluded.tenant_id, task = excluded.task, prompt_version = excluded.prompt_version,
-  schema_version = excluded.schema_version, provider = excluded.provider, model = excluded.model,
-  params_hash = excluded.params_hash, embedder_id = excluded.embedder_id, namespace = excluded.namespace,
-  scope_key = excluded.scope_key, embedding = excluded.embedding, text = excluded.text, output = excluded.output,
-  source_item_id = excluded.source_item_id, created_at = excluded.created_at, expires_at = excluded.expires_at,
-  last_used_at = excluded.last_used_at`;
-/** `xmax = 0` is true for a freshly inserted row, false for one ON CONFLICT updated. */
-const RETURNING = "returning (xmax = 0) as inserted, scope_key";
-interface InsertedRow {
-  inserted: boolean;
-  scope_key: string;
-}
 /** Up to this many rows go through a plain INSERT; more through binary COPY. */
 const SMALL_WRITE = 32;
-
-interface Row {
-  id: string;
-  tenant_id: string;
-  task: string;
-  prompt_version: string;
-  schema_version: string;
-  provider: string;
-  model: string;
-  params_hash: string;
-  embedder_id: string;
-  namespace: string;
-  embedding: string;
-  text: string;
-  output: unknown;
-  source_item_id: number | null;
-  created_at: number;
-  expires_at: number | null;
-}
 
 export class PgVectorStore implements VectorStore {
   readonly dimensions: number;
@@ -148,52 +105,7 @@ export class PgVectorStore implements VectorStore {
       if (!this.dataDir.startsWith("memory://")) mkdirSync(path.resolve(this.dataDir), { recursive: true });
       this.db = await PGlite.create(this.dataDir, { extensions: { vector } });
     }
-    const db = this.db;
-    const t = this.table;
-    await db.exec(`create extension if not exists vector`);
-    await db.exec(`
-      create table if not exists ${t} (
-        id text primary key,
-        tenant_id text not null,
-        task text not null,
-        prompt_version text not null,
-        schema_version text not null,
-        provider text not null,
-        model text not null,
-        params_hash text not null,
-        embedder_id text not null,
-        namespace text not null,
-        scope_key text not null,
-        embedding vector(${this.dimensions}) not null,
-        text text not null,
-        output jsonb not null,
-        source_item_id bigint,
-        created_at bigint not null,
-        expires_at bigint,
-        last_used_at bigint not null
-      );
-      -- A 512-d vector is 2 KB: with the default (extended) storage every row would be TOASTed and
-      -- every scan would detoast. Plain storage keeps it inline (pgvector README, "Storage").
-      alter table ${t} alter column embedding set storage plain;
-      create index if not exists ${t}_scope_idx on ${t} (scope_key);
-      create index if not exists ${t}_lru_idx on ${t} (last_used_at, created_at, id);
-      create index if not exists ${t}_expires_idx on ${t} (expires_at) where expires_at is not null;
-    `);
-    const typmod = await db.query<{ atttypmod: number }>(
-      `select a.atttypmod from pg_attribute a where a.attrelid = $1::regclass and a.attname = 'embedding'`,
-      [t],
-    );
-    const dims = typmod.rows[0]?.atttypmod;
-    if (dims !== this.dimensions) {
-      throw new ConfigError(
-        `table "${t}" stores ${dims}-d vectors but the embedder makes ${this.dimensions}-d ones: use another table name or drop the table`,
-      );
-    }
-    if (this.index === "hnsw") {
-      await db.exec(`create index if not exists ${t}_embedding_hnsw on ${t} using hnsw (embedding vector_cosine_ops)`);
-      // Session settings: this connection is the only one (PGlite is single-session).
-      await db.exec(`set hnsw.iterative_scan = relaxed_order; set hnsw.ef_search = ${Math.trunc(this.efSearch)}`);
-    }
+    await ensureSchema(this.db, { table: this.table, dimensions: this.dimensions, index: this.index, efSearch: this.efSearch });
   }
 
   async upsert(entries: VectorEntry[]): Promise<void> {
@@ -202,7 +114,7 @@ export class PgVectorStore implements VectorStore {
     // One statement cannot update a row twice (ON CONFLICT): the last entry of an id wins.
     const byId = new Map<string, VectorEntry>();
     for (const e of entries) byId.set(e.id, e);
-    const rows = [...byId.values()].map((e) => this.copyRow(e));
+    const rows = [...byId.values()].map((e) => entryRow(e, this.dimensions));
     for (let i = 0; i < rows.length; i += this.writeBatch) {
       const batch = rows.slice(i, i + this.writeBatch);
       const inserted = batch.length <= SMALL_WRITE ? await this.insertValues(batch) : await this.insertCopy(batch);
@@ -228,16 +140,8 @@ export class PgVectorStore implements VectorStore {
 
   /** Few rows (the steady state: results landing): one parameterised multi-row INSERT. */
   private async insertValues(rows: CopyValue[][]): Promise<InsertedRow[]> {
-    const params: unknown[] = [];
-    const tuples = rows.map((row) => {
-      const ph = row.map((v) => {
-        params.push(v.kind === "vector" ? `[${v.value.join(",")}]` : v.value);
-        const n = params.length;
-        return v.kind === "vector" ? `$${n}::vector` : v.kind === "jsonb" ? `$${n}::jsonb` : v.kind === "int8" ? `$${n}::bigint` : `$${n}`;
-      });
-      return `(${ph.join(", ")})`;
-    });
-    const res = await this.pglite.query<InsertedRow>(`insert into ${this.table} (${COLUMNS}) values ${tuples.join(", ")} ${ON_CONFLICT} ${RETURNING}`, params);
+    const { sql, params } = valuesInsertSql(this.table, rows);
+    const res = await this.pglite.query<InsertedRow>(sql, params);
     return res.rows;
   }
 
@@ -253,33 +157,6 @@ export class PgVectorStore implements VectorStore {
     });
   }
 
-  private copyRow(e: VectorEntry): CopyValue[] {
-    assertFullScope(e.scope);
-    if (typeof e.id !== "string" || e.id.length === 0) throw new TypeError("entry id must be a non-empty string");
-    const s = e.scope;
-    const text = (value: string): CopyValue => ({ kind: "text", value });
-    return [
-      text(e.id),
-      text(s.tenantId),
-      text(s.task),
-      text(s.promptVersion),
-      text(s.schemaVersion),
-      text(s.provider),
-      text(s.model),
-      text(s.paramsHash),
-      text(s.embedderId),
-      text(s.namespace),
-      text(scopeKey(s)),
-      { kind: "vector", value: toStoredVector(e.vector, this.dimensions) },
-      text(e.text),
-      { kind: "jsonb", value: JSON.stringify(e.output ?? null) },
-      { kind: "int8", value: e.sourceItemId },
-      { kind: "int8", value: Math.trunc(e.createdAt) },
-      { kind: "int8", value: e.expiresAt === null ? null : Math.trunc(e.expiresAt) },
-      { kind: "int8", value: Math.trunc(e.createdAt) },
-    ];
-  }
-
   async query(vector: number[], scope: CacheScope, opts: QueryOptions): Promise<VectorHit[]> {
     const [hits] = await this.queryMany([vector], scope, opts);
     return hits ?? [];
@@ -289,7 +166,7 @@ export class PgVectorStore implements VectorStore {
     assertFullScope(scope);
     validateQueryOptions(opts);
     await this.init();
-    const { sql, params } = this.querySql(scope, opts);
+    const { sql, params } = nearestSql(this.table, scope, opts);
     const plan = await this.planFor(scopeKey(scope));
     return this.pglite.transaction(async (tx) => {
       await tx.exec(PLAN_SETTINGS[plan]);
@@ -306,7 +183,7 @@ export class PgVectorStore implements VectorStore {
   /** The plan (PostgreSQL EXPLAIN text) a query would run with: for tests and for operators. */
   async explainQuery(vector: number[], scope: CacheScope, opts: QueryOptions): Promise<{ plan: "hnsw" | "exact"; explain: string }> {
     await this.init();
-    const { sql, params } = this.querySql(scope, opts);
+    const { sql, params } = nearestSql(this.table, scope, opts);
     const plan = await this.planFor(scopeKey(scope));
     const explain = await this.pglite.transaction(async (tx) => {
       await tx.exec(PLAN_SETTINGS[plan]);
@@ -314,26 +191,6 @@ export class PgVectorStore implements VectorStore {
       return res.rows.map((r) => Object.values(r)[0]).join("\n");
     });
     return { plan, explain };
-  }
-
-  private querySql(scope: CacheScope, opts: QueryOptions): { sql: string; params: unknown[] } {
-    const now = opts.now ?? Date.now();
-    const scopeCols = scopeEntries(scope);
-    // $1 query vector, $2 scope key, $3 now, $4 limit, $5 max distance, then one per scope column.
-    const where = scopeCols.map(([f], i) => `${COLUMN[f]} = $${i + 6}`).join(" and ");
-    const sql = `
-      select c.id, c.tenant_id, c.task, c.prompt_version, c.schema_version, c.provider, c.model, c.params_hash,
-             c.embedder_id, c.namespace, c.embedding::text as embedding, c.text, c.output,
-             c.source_item_id::float8 as source_item_id, c.created_at::float8 as created_at, c.expires_at::float8 as expires_at
-      from (
-        select *, embedding <=> $1::vector as distance from ${this.table}
-        where scope_key = $2 and ${where} and (expires_at is null or expires_at > $3::bigint)
-        order by embedding <=> $1::vector
-        limit $4
-      ) c
-      where c.distance <= $5`;
-    const params = [scopeKey(scope), Math.trunc(now), Math.max(1, Math.trunc(opts.limit)), 1 - opts.minScore + BACKEND_SCORE_SLACK, ...scopeCols.map(([, v]) => v)];
-    return { sql, params };
   }
 
   /**
@@ -424,35 +281,4 @@ export class PgVectorStore implements VectorStore {
       await db.close();
     }
   }
-}
-
-/** `where` text and parameters for a partial scope; placeholders start at `$first`. */
-function partialWhere(scope: Partial<CacheScope> | undefined, first: number): [string, string[]] {
-  const entries = scopeEntries(scope);
-  if (entries.length === 0) return ["true", []];
-  return [entries.map(([f], i) => `${COLUMN[f]} = $${first + i}`).join(" and "), entries.map(([, v]) => v)];
-}
-
-function rowToEntry(r: Row): VectorEntry {
-  return {
-    id: r.id,
-    // pgvector prints the shortest decimal that round-trips float32: fround restores the stored value.
-    vector: (JSON.parse(r.embedding) as number[]).map(Math.fround),
-    scope: {
-      tenantId: r.tenant_id,
-      task: r.task,
-      promptVersion: r.prompt_version,
-      schemaVersion: r.schema_version,
-      provider: r.provider,
-      model: r.model,
-      paramsHash: r.params_hash,
-      embedderId: r.embedder_id,
-      namespace: r.namespace,
-    },
-    text: r.text,
-    output: r.output,
-    sourceItemId: r.source_item_id,
-    createdAt: r.created_at,
-    expiresAt: r.expires_at,
-  };
 }

@@ -7,7 +7,8 @@ import { header, readBody, sendJson, SimError } from "../http.js";
 import { requireBearer } from "../openai/chat.js";
 import type { Route, RouteContext } from "../types.js";
 import { newBatchId, seconds } from "./common.js";
-import { batchStateOf, type BatchState, type SimFile } from "./state.js";
+import type { SimFile } from "./records.js";
+import { batchStateOf, type BatchState } from "./state.js";
 
 /** Purposes `POST /v1/files` accepts. */
 const PURPOSES = new Set(["assistants", "batch", "fine-tune", "vision", "user_data", "evals"]);

@@ -4,14 +4,18 @@
  */
 import { readJsonObject, sendJson, SimError } from "../http.js";
 import type { Route, SimState } from "../types.js";
-import { anthropicBatchRoutes, anthropicEnqueuedTokens } from "./anthropic.js";
+import { anthropicBatchRoutes } from "./anthropic.js";
+import { anthropicEnqueuedTokens } from "./anthropicLifecycle.js";
 import { fileRoutes } from "./files.js";
-import { openaiBatchRoutes, openaiEnqueuedTokens } from "./openai.js";
+import { openaiBatchRoutes } from "./openai.js";
+import { openaiEnqueuedTokens } from "./openaiLifecycle.js";
 import { BatchKnobs, batchStateOf } from "./state.js";
 
-export { BatchKnobs, BATCH_DEFAULTS, batchStateOf, initBatchState, BatchState, type BatchStats, type ProviderBatchStats, type SimFile } from "./state.js";
-export { parseInputFile, CHAT_ENDPOINT, type OpenAIBatchStatus, type BatchErrorData } from "./openai.js";
-export { ANTHROPIC_CUSTOM_ID, parseCreateBody, type AnthropicProcessingStatus } from "./anthropic.js";
+export { BatchKnobs, BATCH_DEFAULTS, batchStateOf, initBatchState, BatchState, type BatchStats, type ProviderBatchStats } from "./state.js";
+export type { SimFile, OpenAIBatchStatus, AnthropicProcessingStatus } from "./records.js";
+export { parseInputFile, type BatchErrorData } from "./openaiInput.js";
+export { CHAT_ENDPOINT } from "./openaiLifecycle.js";
+export { ANTHROPIC_CUSTOM_ID, parseCreateBody } from "./anthropic.js";
 export { invokeHandler, type InternalResponse } from "./invoke.js";
 
 /** What `GET /_sim/batch` answers: knobs, counters and what is enqueued right now. */

@@ -10,8 +10,7 @@
 import { z } from "zod";
 import { createRng, type Rng } from "../faults.js";
 import type { SimState } from "../types.js";
-import type { AnthropicBatchRecord } from "./anthropic.js";
-import type { OpenAIBatchRecord } from "./openai.js";
+import type { AnthropicBatchRecord, BatchOutcome, OpenAIBatchRecord, SimFile } from "./records.js";
 
 const Rate = z.number().min(0).max(1);
 const PositiveInt = z.number().int().positive();
@@ -112,20 +111,6 @@ function emptyProviderStats(): ProviderBatchStats {
 function emptyStats(): BatchStats {
   return { filesUploaded: 0, openai: emptyProviderStats(), anthropic: emptyProviderStats() };
 }
-
-/** A stored OpenAI file (input, output or error file). */
-export interface SimFile {
-  id: string;
-  filename: string;
-  purpose: string;
-  bytes: number;
-  /** Seconds since epoch. */
-  createdAt: number;
-  content: Buffer;
-}
-
-/** What happens to a batch, drawn once when it is created. */
-export type BatchOutcome = "normal" | "expire" | "fail_all";
 
 export class BatchState {
   knobs: BatchKnobs;

@@ -1,8 +1,9 @@
 /**
- * Pure transforms for the OpenAI Batch API (also usable with any OpenAI-compatible batch server):
+ * The OpenAI Batch API (also usable with any OpenAI-compatible batch server): the pure transforms,
  * requests as JSONL lines whose `body` is EXACTLY the realtime chat.completions body
  * (buildChatRequest), files split under the API's limits, and output/error-file lines parsed with
- * the realtime response parser (parseChatResponse).
+ * the realtime response parser (parseChatResponse); then the client the batch lane drives
+ * (OpenAIBatchApi: Files + Batches through the openai SDK).
  *
  * Wire format (platform docs, "Batch API"): input line `{custom_id, method: "POST", url, body}`;
  * output line `{id, custom_id, response: {status_code, request_id, body}, error: null}`. The error
@@ -11,7 +12,13 @@
  * Lines are in no particular order; requests of a cancelled batch that never ran appear in
  * NEITHER file: reconcile by custom_id (batch-types.ts reconcileBatch) and resubmit the missing.
  */
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { once } from "node:events";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import type OpenAI from "openai";
+import type { ProviderEndpoint } from "@sieve/shared";
 import { RETRYABLE_STATUSES } from "@sieve/shared/errors";
 import {
   assertCustomId,
@@ -20,11 +27,18 @@ import {
   malformedLine,
   OPENAI_BATCH_LIMITS,
   packBySize,
+  streamLines,
+  type BatchApi,
+  type BatchEnd,
   type BatchErrorReason,
   type BatchLimits,
   type BatchLineResult,
+  type BatchRef,
   type BatchRequestSpec,
+  type BatchStatus,
+  type RenderedRequest,
 } from "../batch-types.js";
+import { createOpenAIClient } from "./api.js";
 import { buildChatRequest, parseChatResponse, type ChatRequestBody } from "./chat.js";
 
 /** The endpoint every Sieve batch runs (`batches.create({ endpoint })` and each line's `url`). */
@@ -166,4 +180,104 @@ export function parseOutputLine(line: string): BatchLineResult {
 /** Every line of an output or error file's text, parsed. */
 export function parseOutputFile(text: string): BatchLineResult[] {
   return jsonlLines(text).map(parseOutputLine);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client: Files + Batches through the openai SDK
+// ---------------------------------------------------------------------------------------------
+
+const ENDS: Record<string, BatchEnd | undefined> = { completed: "completed", expired: "expired", cancelled: "cancelled", failed: "failed" };
+
+/**
+ * OpenAI Files + Batches through the openai SDK (docs/providers.md#openai, platform docs "Batch API"):
+ * upload a JSONL file (purpose "batch"), `batches.create` with `completion_window: "24h"`, poll
+ * `batches.retrieve`, read BOTH `output_file_id` and `error_file_id` (`files.content` returns a
+ * Response: its body is streamed line by line).
+ */
+export class OpenAIBatchApi implements BatchApi {
+  readonly provider = "openai" as const;
+  readonly limits = OPENAI_BATCH_LIMITS;
+  readonly envelopeBytes = 0;
+  readonly #client: OpenAI;
+
+  constructor(endpoint: ProviderEndpoint, opts: { timeoutMs?: number } = {}) {
+    // Uploads of up to 200 MB: a longer client timeout than realtime calls.
+    this.#client = createOpenAIClient(endpoint, { timeoutMs: opts.timeoutMs ?? 600_000 });
+  }
+
+  render(spec: BatchRequestSpec): RenderedRequest {
+    const text = toBatchLine(spec);
+    return { text, bytes: Buffer.byteLength(text) + 1 };
+  }
+
+  async upload(batch: BatchRef, lines: () => AsyncIterable<string>, signal?: AbortSignal): Promise<{ fileId: string; bytes: number }> {
+    // Written to a temporary file first, so memory stays flat and the SDK streams a real file.
+    const dir = await mkdtemp(path.join(tmpdir(), "sieve-batch-"));
+    const file = path.join(dir, `sieve-batch-${batch.id}.jsonl`);
+    try {
+      const out = createWriteStream(file);
+      let bytes = 0;
+      for await (const l of lines()) {
+        const s = `${l}\n`;
+        bytes += Buffer.byteLength(s);
+        if (!out.write(s)) await once(out, "drain");
+      }
+      out.end();
+      await once(out, "finish");
+      const f = await this.#client.files.create({ file: createReadStream(file), purpose: "batch" }, { ...(signal ? { signal } : {}) });
+      return { fileId: f.id, bytes };
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async create(batch: BatchRef): Promise<string> {
+    if (!batch.inputFileId) throw new Error(`batch ${batch.id}: no input file to create a batch from`);
+    const b = await this.#client.batches.create({
+      input_file_id: batch.inputFileId,
+      endpoint: BATCH_ENDPOINT,
+      completion_window: COMPLETION_WINDOW,
+      metadata: { sieve_batch_id: String(batch.id) },
+    });
+    return b.id;
+  }
+
+  /** The input file id is unique to this batch: a batch created from it is this one's. */
+  async findCreated(batch: BatchRef): Promise<string | undefined> {
+    if (!batch.inputFileId) return undefined;
+    const since = batch.createStartedAt.getTime() - 10 * 60_000;
+    for await (const b of this.#client.batches.list({ limit: 100 })) {
+      if (b.input_file_id === batch.inputFileId) return b.id;
+      if (b.created_at * 1000 < since) break;
+    }
+    return undefined;
+  }
+
+  async retrieve(id: string): Promise<BatchStatus> {
+    const b = await this.#client.batches.retrieve(id);
+    const end = ENDS[b.status];
+    const counts: Record<string, number> = { ...(b.request_counts ?? {}) };
+    return {
+      status: b.status,
+      ...(end ? { end } : {}),
+      counts,
+      ...(b.output_file_id ? { outputFileId: b.output_file_id } : {}),
+      ...(b.error_file_id ? { errorFileId: b.error_file_id } : {}),
+      errors: (b.errors?.data ?? []).map((e) => ({ code: e.code ?? "unknown", message: e.message ?? "" })),
+      cancelling: b.status === "cancelling",
+    };
+  }
+
+  async cancel(id: string): Promise<void> {
+    await this.#client.batches.cancel(id);
+  }
+
+  async *results(batch: BatchRef): AsyncIterable<BatchLineResult> {
+    // Completed requests are in the output file, failed/expired ones in the error file: read both.
+    for (const fileId of [batch.outputFileId, batch.errorFileId]) {
+      if (!fileId) continue;
+      const res = await this.#client.files.content(fileId);
+      for await (const line of streamLines(res.body)) yield parseOutputLine(line);
+    }
+  }
 }

@@ -1,7 +1,7 @@
 /** What every part of the batch lane (packer, submitter, poller, settler) is given. */
 import { taskSettings, type Db, type Env, type Logger, type NewResult, type PriceTable, type TaskName } from "@sieve/shared";
 import type { FinishedJob } from "@sieve/shared/db/ops/results";
-import type { BatchApi, BatchProviderName } from "./types.js";
+import type { BatchApi, BatchProviderName } from "../providers/batch-types.js";
 
 export interface LaneDeps {
   env: Env;

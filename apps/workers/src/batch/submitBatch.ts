@@ -17,22 +17,17 @@
  * row as it is, for the poller to resume.
  */
 import { ProviderError, TaskParams } from "@sieve/shared";
-import {
-  asDb,
-  knownProviderBatchIds,
-  laneLoad,
-  releaseLease,
-  releaseUnsentBatch,
-  renewLease,
-  requestsPage,
-  tryLeaseBatch,
-  updateBatch,
-  type ProviderBatchRow,
-} from "@sieve/shared/db/ops/batchLane";
+import { updateBatch, type ProviderBatchRow } from "@sieve/shared/db/ops/batchLane";
+import { isCapacityError, type BatchApi } from "../providers/batch-types.js";
 import { toProviderError } from "../providers/errors.js";
+import { knownProviderBatchIds, requestsPage } from "./db/batchRows.js";
+import { laneLoad } from "./db/packing.js";
+import { releaseUnsentBatch } from "./db/settlement.js";
+import { asDb } from "./db/tx.js";
+import { batchRefOf } from "./batchRef.js";
 import { callIds } from "./ids.js";
-import { capacityBackoffMs, type LaneDeps } from "./context.js";
-import { isCapacityError, type BatchApi } from "./types.js";
+import { capacityBackoffMs, type LaneDeps } from "./laneDeps.js";
+import { withLease } from "./lease.js";
 
 export type SubmitOutcome = "submitted" | "busy" | "deferred" | "at_capacity" | "abandoned" | "not_pending";
 
@@ -52,23 +47,6 @@ function inputOf(deps: LaneDeps, api: BatchApi, row: ProviderBatchRow): () => As
       after = page[page.length - 1]!.seq;
     }
   };
-}
-
-/** Holds the lease of a row while `fn` runs (renewed at a third of its duration). */
-export async function withLease<T>(deps: LaneDeps, batchId: number, fn: (row: ProviderBatchRow) => Promise<T>): Promise<T | "busy"> {
-  const ms = deps.env.SIEVE_BATCH_LEASE_MS;
-  const row = await tryLeaseBatch(deps.db, batchId, deps.owner, ms);
-  if (!row) return "busy";
-  const timer = setInterval(() => {
-    renewLease(deps.db, batchId, deps.owner, ms).catch(() => {});
-  }, Math.max(500, Math.floor(ms / 3)));
-  timer.unref();
-  try {
-    return await fn(row);
-  } finally {
-    clearInterval(timer);
-    await releaseLease(deps.db, batchId, deps.owner).catch(() => {});
-  }
 }
 
 async function abandon(deps: LaneDeps, row: ProviderBatchRow, opts: { countAttempt: boolean; reason: string }): Promise<number> {
@@ -93,7 +71,7 @@ export async function submitBatch(deps: LaneDeps, api: BatchApi, batchId: number
         return "abandoned";
       }
       if (row.state === "submitting") {
-        const found = await api.findCreated(row, (ids) => knownProviderBatchIds(deps.db, api.provider, ids));
+        const found = await api.findCreated(batchRefOf(row), (ids) => knownProviderBatchIds(deps.db, api.provider, ids));
         if (found) {
           await updateBatch(deps.db, row.id, { state: "submitted", providerBatchId: found, submittedAt: new Date(), lastError: null });
           log.warn({ providerBatchId: found }, "adopted a provider batch whose create was not recorded (crash during submit)");
@@ -105,7 +83,7 @@ export async function submitBatch(deps: LaneDeps, api: BatchApi, batchId: number
         }
       }
       if (row.state === "preparing" && api.upload) {
-        const up = await api.upload(row, inputOf(deps, api, row));
+        const up = await api.upload(batchRefOf(row), inputOf(deps, api, row));
         await updateBatch(deps.db, row.id, { state: "uploaded", inputFileId: up.fileId, inputBytes: up.bytes });
         row = { ...row, state: "uploaded", inputFileId: up.fileId };
         log.debug({ fileId: up.fileId, bytes: up.bytes }, "batch input uploaded");
@@ -113,7 +91,7 @@ export async function submitBatch(deps: LaneDeps, api: BatchApi, batchId: number
       const submittingAt = new Date();
       await updateBatch(deps.db, row.id, { state: "submitting", submittingAt });
       row = { ...row, state: "submitting", submittingAt };
-      const providerBatchId = await api.create(row, inputOf(deps, api, row));
+      const providerBatchId = await api.create(batchRefOf(row), inputOf(deps, api, row));
       await updateBatch(deps.db, row.id, { state: "submitted", providerBatchId, submittedAt: new Date(), providerStatus: "submitted", lastError: null });
       log.info({ providerBatchId, requests: row.requestCount, items: row.itemCount }, "provider batch submitted");
       return "submitted";

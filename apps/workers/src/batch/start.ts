@@ -11,15 +11,14 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import { BATCH_LANE_QUEUE, BatchLaneJob, PACK_KICK_ID, coerceError, safeErrorMessage, type DependencyMonitor, type ScheduleKeeper, type Db, type Env, type Logger, type PriceTable, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
+import { BATCH_LANE_QUEUE, BatchLaneJob, PACK_KICK_ID, safeErrorMessage, type DependencyMonitor, type ScheduleKeeper, type Db, type Env, type Logger, type PriceTable, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
 import type { NewResult } from "@sieve/shared";
 import type { FinishedJob } from "@sieve/shared/db/ops/results";
-import { AnthropicBatchApi } from "./anthropic.js";
-import type { LaneDeps } from "./context.js";
-import { OpenAIBatchApi } from "./openai.js";
+import type { BatchApi, BatchProviderName } from "../providers/batch-types.js";
+import { createBatchApis } from "../providers/index.js";
+import type { LaneDeps } from "./laneDeps.js";
 import { packOnce, type PackResult } from "./packer.js";
 import { pollOnce, type PollReport } from "./poller.js";
-import type { BatchApi, BatchProviderName } from "./types.js";
 
 export interface BatchLaneOptions {
   env: Env;
@@ -47,15 +46,6 @@ export interface BatchLaneHandle {
   /** One poller run now, in this process. */
   pollNow(): Promise<PollReport | undefined>;
   close(): Promise<void>;
-}
-
-export function createBatchApis(endpoints: Map<ProviderName, ProviderEndpoint>): Map<BatchProviderName, BatchApi> {
-  const out = new Map<BatchProviderName, BatchApi>();
-  const oa = endpoints.get("openai");
-  if (oa) out.set("openai", new OpenAIBatchApi(oa));
-  const an = endpoints.get("anthropic");
-  if (an) out.set("anthropic", new AnthropicBatchApi(an));
-  return out;
 }
 
 /** Runs `fn` alone in this process; a call while it runs makes it run once more afterwards. */
