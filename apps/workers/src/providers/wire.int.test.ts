@@ -12,7 +12,7 @@ import { ProviderError, type ProviderName } from "@sieve/shared/errors";
 import type { ProviderEndpoint, TaskParams } from "@sieve/shared";
 import { createProvider } from "./index.js";
 import { CallAbortedError } from "./errors.js";
-import { checkVllmHealth, fetchVllmMetrics } from "./vllm/metrics.js";
+import { checkVllmHealth, fetchVllmMetrics } from "@sieve/shared/vllm/metrics";
 import type { LlmProvider, StructuredCallRequest } from "./types.js";
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;
