@@ -87,7 +87,9 @@ async function main(): Promise<void> {
     }
   }
   if (env.SIEVE_ROLE === "all" || env.SIEVE_ROLE === "api") {
-    const api = await startApi({ env, db: dbh.db, endpoints, log: log.child({ role: "api" }), ...(dbh.pglite ? { pglite: dbh.pglite } : {}) });
+    const { cacheConsumers } = await import("@sieve/workers/dedup/cacheConsumers");
+    const apiLog = log.child({ role: "api" });
+    const api = await startApi({ env, db: dbh.db, endpoints, log: apiLog, ...(dbh.pglite ? { pglite: dbh.pglite } : {}), cacheConsumers: cacheConsumers({ env, db: dbh.db, endpoints, log: apiLog }) });
     shutdown.add("api", () => api.close());
     log.info(
       { url: api.url, providers: [...endpoints.values()].map((e) => `${e.provider}${e.simulated ? " (simulator)" : ""}`), console: env.SIEVE_ADMIN_USER ? `${api.url}/admin` : "disabled (set SIEVE_ADMIN_USER and SIEVE_ADMIN_PASSWORD)" },
