@@ -46,10 +46,12 @@ export const Env = z
     SIEVE_DATA_DIR: z.string().default(".sieve"),
     /** Prefix of every Redis key Sieve writes. @defaultValue "sieve" */
     SIEVE_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/).default("sieve"),
-    /** Run the bundled provider simulator in-process and send ALL provider traffic to it. A test tool, never a default. */
+    /** Send ALL provider traffic to the bundled provider simulator at SIEVE_SIMULATOR_URL (`npm start -- --simulator` runs it as its own process). A test tool, never a default. */
     SIEVE_SIMULATOR: BoolEnv.default(false),
-    /** Port of the in-process simulator (0 = any free port). @defaultValue 4010 */
+    /** Port `npm start -- --simulator` runs the simulator on (0 = any free port), and of the default SIEVE_SIMULATOR_URL. @defaultValue 4010 */
     SIEVE_SIMULATOR_PORT: Int(4010, 0, 65535),
+    /** Where the provider simulator answers with SIEVE_SIMULATOR=true (`npm start -- --simulator` sets it). @defaultValue http://127.0.0.1:SIEVE_SIMULATOR_PORT */
+    SIEVE_SIMULATOR_URL: OptStr,
     /** Enables the OpenAI provider. */
     OPENAI_API_KEY: OptStr,
     /** OpenAI-compatible base URL including /v1. Default: the OpenAI API. */
@@ -258,9 +260,9 @@ export const Env = z
     /** Provider queues this worker process consumes (comma list of openai, anthropic, vllm). Default: every configured one; SIEVE_ROLE=gpu: vllm. */
     SIEVE_WORKER_LANES: OptStr,
     // --- Answer quality (docs/quality.md) ---
-    /** Simulator reference mode: JSONL file of known answers ({"text","label"} / {"text","targetLanguage","translation"}). Only with SIEVE_SIMULATOR=true. */
+    /** Simulator reference mode: JSONL file of known answers ({"text","label"} / {"text","targetLanguage","translation"}) that `npm start -- --simulator` hands to the simulator (its --answers). */
     SIEVE_SIMULATOR_ANSWERS: OptStr,
-    /** Noise of reference answers, e.g. "base:0.97,perItem:0.002,position:0.03,min:0.5,seed:7" (unset parts: these defaults). @defaultValue "" */
+    /** Noise of reference answers, e.g. "base:0.97,perItem:0.002,position:0.03,min:0.5,seed:7" (unset parts: these defaults; the simulator's --noise). @defaultValue "" */
     SIEVE_SIMULATOR_NOISE: z.string().default(""),
     /** Share of items answered in multi-item calls that are asked again alone to measure agreement (0..1; e.g. 0.02). Each re-check is a billed single-item call. @defaultValue 0 (off) */
     SIEVE_RECHECK_RATE: z.coerce.number().min(0).max(1).default(0),
@@ -355,15 +357,19 @@ export const DEFAULT_MODELS: Record<Exclude<ProviderName, "vllm">, string> = {
   anthropic: "claude-haiku-4-5",
 };
 
+/** Where the provider simulator answers when SIEVE_SIMULATOR=true. */
+export function simulatorUrlOf(env: Env): string {
+  return (env.SIEVE_SIMULATOR_URL ?? `http://127.0.0.1:${env.SIEVE_SIMULATOR_PORT}`).replace(/\/+$/, "");
+}
+
 /**
  * Which providers are usable. With SIEVE_SIMULATOR=true every provider points at the simulator
- * (simulatorUrl must then be given). With nothing configured this throws a ConfigError that says
- * what to set: Sieve never silently pretends.
+ * (at `simulatorUrl`, by default SIEVE_SIMULATOR_URL) and is marked `simulated`. With nothing
+ * configured this throws a ConfigError that says what to set: Sieve never silently pretends.
  */
-export function providerEndpoints(env: Env, simulatorUrl?: string): Map<ProviderName, ProviderEndpoint> {
+export function providerEndpoints(env: Env, simulatorUrl: string = simulatorUrlOf(env)): Map<ProviderName, ProviderEndpoint> {
   const out = new Map<ProviderName, ProviderEndpoint>();
   if (env.SIEVE_SIMULATOR) {
-    if (!simulatorUrl) throw new ConfigError("SIEVE_SIMULATOR=true but the simulator is not running");
     out.set("openai", { provider: "openai", baseURL: `${simulatorUrl}/v1`, apiKey: "sk-simulator", defaultModel: DEFAULT_MODELS.openai, simulated: true });
     out.set("anthropic", { provider: "anthropic", baseURL: simulatorUrl, apiKey: "sk-ant-simulator", defaultModel: DEFAULT_MODELS.anthropic, simulated: true });
     out.set("vllm", { provider: "vllm", baseURL: `${simulatorUrl}/vllm/v1`, apiKey: "EMPTY", defaultModel: env.VLLM_MODEL ?? "Qwen/Qwen2.5-7B-Instruct-AWQ", simulated: true });
