@@ -4,7 +4,7 @@
  *
  * 1. Ingest: a 1,000,000-line NDJSON file (AG News test texts, 7,600 rows repeated with a "(#k)"
  *    suffix to reach the count) streamed to POST /v1/bulk (lane "batch": items go to Postgres and
- *    the lane's queue table) of the REAL producer (apps/producer/src/main.ts, SIEVE_ROLE=api) run
+ *    the lane's queue table) of the REAL producer (`sieve start`, apps/cli/src/start.ts, SIEVE_ROLE=api) run
  *    as a child process; its RSS is sampled every 100 ms from /proc (and VmHWM read at the end).
  * 2. Cost: a 100,000-item job per provider through the batch lane against the provider simulator
  *    (its token usage is counted with the o200k tokenizer): provider requests, input/output tokens
@@ -93,7 +93,7 @@ async function ingestBench() {
   const db = await createTestDb("sieve_bench_bulk");
   const port = await freePort();
   const key = "sk-sieve-bench-key";
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "apps/producer/src/main.ts")], {
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "apps/cli/src/main.ts"), "start"], {
     cwd: ROOT,
     env: {
       ...process.env,

@@ -36,10 +36,10 @@ test("the API exits non-zero with a clear message when its port is taken", async
   await once(busy, "listening");
   const port = (busy.address() as AddressInfo).port;
   const db = await createTestDb("sieve_port");
-  const main = fileURLToPath(new URL("../apps/producer/src/main.ts", import.meta.url));
+  const main = fileURLToPath(new URL("../apps/cli/src/main.ts", import.meta.url));
   const prefix = testPrefix("port");
   const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-  const child = spawn(process.execPath, ["--import", "tsx", main], {
+  const child = spawn(process.execPath, ["--import", "tsx", main, "start"], {
     env: {
       ...process.env,
       SIEVE_ROLE: "api",

@@ -103,7 +103,7 @@ describe("several hosts: a worker host cut off mid-run and brought back", { skip
       SIEVE_CALL_TIMEOUT_MS: "20000",
       LOG_LEVEL: "warn",
     };
-    tsx("apps/producer/src/main.ts", [], apiHost, "api", { ...env, SIEVE_ROLE: "api", HOST: apiHost.addr, PORT: "8080", SIEVE_API_KEYS: `acme:${KEY}` });
+    tsx("apps/cli/src/main.ts", ["start"], apiHost, "api", { ...env, SIEVE_ROLE: "api", HOST: apiHost.addr, PORT: "8080", SIEVE_API_KEYS: `acme:${KEY}` });
     // Short locks so that the other host takes a cut-off host's parcels over within seconds.
     for (const [h, name] of [[w1, "w1"], [w2, "w2"]] as const) tsx("test/support/worker-process.ts", [], h, name, { ...env, SIEVE_ROLE: "workers", TEST_LOCK_MS: "4000" });
     spawnTracked("forward", process.execPath, ["--import", "tsx", path.join(ROOT, "test/support/forward.ts"), `unix:${apiSock}=tcp:${apiHost.addr}:8080`], {

@@ -1,10 +1,10 @@
 /**
  * The chaos bench's deployment: its own redis-server (AOF) and Postgres cluster, the provider
  * simulator behind a recording proxy (test/support/logged-sim.ts), and Sieve as separate processes
- * (one API, three workers: apps/producer/src/main.ts with SIEVE_ROLE=api / workers) under a small
- * supervisor that restarts any process that exits, as a container restart policy would, and counts
- * the exits nobody asked for. One worker can run in its own network namespace ("another host")
- * whose link can be cut.
+ * (one API, three workers: `sieve start`, apps/cli/src/start.ts, with SIEVE_ROLE=api / workers)
+ * under a small supervisor that restarts any process that exits, as a container restart policy
+ * would, and counts the exits nobody asked for. One worker can run in its own network namespace
+ * ("another host") whose link can be cut.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
@@ -173,7 +173,7 @@ export class ChaosStack {
   }
 
   private sieve(name: string, role: "api" | "workers", netns?: string): Spawned {
-    return spawnTracked(name, process.execPath, ["--import", "tsx", path.join(ROOT, "apps/producer/src/main.ts")], {
+    return spawnTracked(name, process.execPath, ["--import", "tsx", path.join(ROOT, "apps/cli/src/main.ts"), "start"], {
       cwd: ROOT,
       env: { ...process.env, ...this.env(), SIEVE_ROLE: role },
       logFile: path.join(this.dir, `${name}.log`),

@@ -11,7 +11,7 @@ import { createLogger, parseEnv, providerEndpoints, type Env } from "@sieve/shar
 import { createTestDb, type TestDb } from "@sieve/shared/db/testing";
 import { addApiKey } from "@sieve/shared/db/ops/tenants";
 import { startApi, type ApiHandle } from "@sieve/producer/server";
-import { startWorkers, type WorkersHandle } from "@sieve/workers";
+import { cacheConsumers, startWorkers, type WorkersHandle } from "@sieve/workers";
 import { cutRequests, distribution, randInt, rng, round, sleep, type Distribution } from "./pipeline-util.js";
 
 export const LABELS = ["World", "Sports", "Business", "Sci/Tech"];
@@ -104,7 +104,7 @@ export async function startSieve(o: SieveOptions): Promise<SieveInstance> {
     // Production defaults for the workers (lock 30 s, sweeper every 30 s), as `npm start` runs them.
     workers = await startWorkers({ env, db: db.db, endpoints, log });
     // vectorDataDir: never write a vector store under the repo's .sieve/ should caches be switched on.
-    api = await startApi({ env, db: db.db, endpoints, log, vectorDataDir: "memory://" });
+    api = await startApi({ env, db: db.db, endpoints, log, vectorDataDir: "memory://", cacheConsumers: cacheConsumers({ env, db: db.db, endpoints, log }) });
     // Node's default server keep-alive (5 s) races the client's reuse of an idle socket when the
     // machine is CPU-starved (undici then fails the request with ECONNRESET). A load generator
     // artifact, not a Sieve property: keep idle sockets longer than the client does (4 s).

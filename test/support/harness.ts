@@ -11,7 +11,7 @@ import { createTestDb, deleteRedisPrefix, testPrefix, type TestDb } from "@sieve
 import { addApiKey } from "@sieve/shared/db/ops/tenants";
 import { startSimulator, type SimulatorFaults } from "@sieve/simulator";
 import { startApi, type ApiHandle } from "@sieve/producer/server";
-import { startWorkers, type WorkersHandle } from "@sieve/workers";
+import { cacheConsumers, startWorkers, type WorkersHandle } from "@sieve/workers";
 
 export interface Harness {
   env: Env;
@@ -77,7 +77,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const env = parseEnv(envVars);
   const endpoints = providerEndpoints(env);
   const log = opts.log ?? silent;
-  const api = await startApi({ env, db: db.db, endpoints, log, vectorDataDir: "memory://" });
+  // As the composition root wires it (apps/cli/src/roles.ts): the caches' consumers beside the API's caches.
+  const api = await startApi({ env, db: db.db, endpoints, log, vectorDataDir: "memory://", cacheConsumers: cacheConsumers({ env, db: db.db, endpoints, log }) });
   const keys: Record<string, string> = {};
   for (const t of opts.tenants ?? ["acme", "globex"]) {
     keys[t] = `sk-sieve-test-${t}-${Math.random().toString(36).slice(2)}`;

@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --import tsx
 /**
- * sieve: the command-line client.
+ * sieve: the command-line client, and `sieve start`, which runs Sieve itself (start.ts).
  *
  *   sieve submit items.jsonl --task classify --labels World,Sports,Business --lane batch
  *   sieve submit items.jsonl --task translate --target-language de
@@ -8,6 +8,7 @@
  *   sieve results <jobId> > out.jsonl
  *   sieve batches [--limit 20]            sieve batch <id>            sieve cancel-batch <id>
  *   sieve export-fine-tune --task classify [--since 2026-11-01] > train.jsonl   (docs/quality.md)
+ *   sieve start                           (the server: SIEVE_ROLE api | workers | gpu | all, env-configured)
  *
  * Server and key: --url / --key, or SIEVE_URL / SIEVE_API_KEY (default url http://127.0.0.1:8080).
  * `submit` streams the file to POST /v1/bulk (a header line built from the flags, then the file's
@@ -24,6 +25,7 @@ import { stat } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { Progress } from "./progress.js";
 import { NetworkError, call, streamPost } from "./http.js";
+import { startLazily } from "./startLazily.js";
 
 const USAGE = `usage:
   sieve submit <file.jsonl> --task classify --labels a,b,c [--lane batch|realtime] [--provider openai|anthropic|vllm] [--model M] [--instructions TEXT]
@@ -32,6 +34,7 @@ const USAGE = `usage:
   sieve results <jobId>            (NDJSON on stdout)
   sieve batches [--limit N]        sieve batch <id>        sieve cancel-batch <id>
   sieve export-fine-tune --task classify|translate [--since ISO-DATE]   (fine-tuning JSONL on stdout)
+  sieve start                      (runs Sieve itself; configured by env, see README "Configuration")
 options: --url URL (SIEVE_URL)  --key KEY (SIEVE_API_KEY)  --no-progress`;
 
 export class CliError extends Error {
@@ -260,14 +263,18 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
   }
 }
 
-// Run when executed (not when imported by tests).
+// Run when executed (not when imported by tests). `sieve start` keeps running; every other command exits.
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e: unknown) => {
-      const err = e instanceof CliError ? e : new CliError(e instanceof Error ? e.message : String(e));
-      process.stderr.write(`sieve: ${err.message}\n`);
-      process.exit(err.exitCode);
-    },
-  );
+  if (process.argv[2] === "start") {
+    void startLazily();
+  } else {
+    main(process.argv.slice(2)).then(
+      (code) => process.exit(code),
+      (e: unknown) => {
+        const err = e instanceof CliError ? e : new CliError(e instanceof Error ? e.message : String(e));
+        process.stderr.write(`sieve: ${err.message}\n`);
+        process.exit(err.exitCode);
+      },
+    );
+  }
 }

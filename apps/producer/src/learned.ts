@@ -1,41 +1,20 @@
 /**
  * The learned classification cache in the API process (docs/quality.md): it owns a LearnedCache
- * (packages/cache/src/learned) and an embedder, answers opted-in classify items at submit time,
- * learns from LLM labels that workers put on the `learned-fill` queue, and audits a sample of its
- * own answers (`learned-audit` queue: each asked alone to the same model; recorded in
- * cache_audits with kind "learned", counted in metrics, and fed back into the threshold).
+ * (packages/cache/src/learned) and an embedder, answers opted-in classify items at submit time
+ * and queues a sample of its own answers for audit (`learned-audit` queue). What learns from the
+ * LLM labels workers put on the `learned-fill` queue, and what answers the audits and feeds them
+ * back into the threshold, is worker code (apps/workers/src/dedup/), started beside the models
+ * through the `consumers` hook the composition root hands in.
  *
  * Models live in this process's memory: a restart starts them cold, and with several API
  * processes each one learns only from the labels it happens to consume.
  */
-import { Queue, Worker } from "bullmq";
-import { sql } from "drizzle-orm";
-import {
-  LEARNED_AUDIT_QUEUE,
-  LEARNED_FILL_QUEUE,
-  LearnedAuditJob,
-  LearnedFillJob,
-  coerceError,
-  createRedis,
-  loadPriceTable,
-  observeLlmCall,
-  qualityMetrics,
-  queryRows,
-  validateResults,
-  type Db,
-  type DependencyMonitor,
-  type Env,
-  type Logger,
-  type ProviderEndpoint,
-  type ProviderName,
-} from "@sieve/shared";
+import { Queue } from "bullmq";
+import { LEARNED_AUDIT_QUEUE, createRedis, qualityMetrics, type DependencyMonitor, type Env, type Logger } from "@sieve/shared";
 import { scopeFields, type CacheScopeInput } from "@sieve/shared/dedup/keys";
-import { cacheAudits } from "@sieve/shared/db/schema/index";
 import { MemoEmbedder } from "@sieve/cache/embeddings/memo";
 import { LearnedCache, type CacheScope, type Embedder, type LearnedAnswer } from "@sieve/cache";
-import { createProviders } from "@sieve/workers/providers/index";
-import { completeSideCall, sendSideCall } from "@sieve/workers/providers/sideCall";
-import { createEmbedder } from "./semantic.js";
+import { createEmbedder, type RunningConsumers } from "./semantic.js";
 
 export interface LearnedLookup {
   /** Answers for the texts the model is certified and confident about, by index. */
@@ -44,13 +23,29 @@ export interface LearnedLookup {
   audit(answers: Array<{ itemId: number; text: string } & LearnedAnswer>, scope: CacheScopeInput): Promise<void>;
 }
 
+/** The models as their consumers see them: the cache, its embedder, and the scope of a job. */
+export interface LearnedModels {
+  cache: LearnedCache;
+  embedder: Embedder;
+  scopeOf(scope: CacheScopeInput): CacheScope;
+}
+
 export interface LearnedService extends LearnedLookup {
   cache: LearnedCache;
   close(): Promise<void>;
 }
 
-export async function createLearnedService(opts: { env: Env; db: Db; log: Logger; endpoints: Map<ProviderName, ProviderEndpoint>; embedder?: Embedder; monitor?: DependencyMonitor }): Promise<LearnedService> {
-  const { env, db, log } = opts;
+export interface LearnedServiceOptions {
+  env: Env;
+  log: Logger;
+  embedder?: Embedder;
+  monitor?: DependencyMonitor;
+  /** Starts the models' fill and audit consumers (apps/workers/src/dedup/cacheConsumers.ts); without it nothing trains them. */
+  consumers?: ((models: LearnedModels, monitor?: DependencyMonitor) => RunningConsumers) | undefined;
+}
+
+export async function createLearnedService(opts: LearnedServiceOptions): Promise<LearnedService> {
+  const { env, log } = opts;
   const embedder = new MemoEmbedder(opts.embedder ?? createEmbedder(env));
   const cache = new LearnedCache({
     maxError: env.SIEVE_LEARNED_MAX_ERROR,
@@ -62,77 +57,7 @@ export async function createLearnedService(opts: { env: Env; db: Db; log: Logger
   const connection = createRedis(env.REDIS_URL, "worker");
   const prefix = env.SIEVE_QUEUE_PREFIX;
   const auditQueue = new Queue(LEARNED_AUDIT_QUEUE, { connection, prefix });
-  const providers = createProviders(opts.endpoints);
-  const prices = loadPriceTable(env.SIEVE_PRICES);
-
-  const fillWorker = new Worker(
-    LEARNED_FILL_QUEUE,
-    async (job) => {
-      const data = LearnedFillJob.parse(job.data);
-      const scope = fullScope(data.scope as CacheScopeInput);
-      const vectors = await embedder.embed(data.entries.map((e) => e.text));
-      data.entries.forEach((e, i) => cache.learn(scope, vectors[i]!, e.label));
-    },
-    { connection, prefix, concurrency: 1 },
-  );
-  if (opts.monitor) opts.monitor.watch(fillWorker, "learned-fill worker");
-  else fillWorker.on("error", (e) => log.warn({ err: coerceError(e).message }, "learned-fill worker error"));
-
-  const auditWorker = new Worker(
-    LEARNED_AUDIT_QUEUE,
-    async (job) => {
-      const data = LearnedAuditJob.parse(job.data);
-      const provider = providers.get(data.scope.provider);
-      if (!provider) return;
-      const scope = fullScope(data.scope as CacheScopeInput);
-      const vectors = await embedder.embed(data.answers.map((a) => a.text));
-      for (const [i, a] of data.answers.entries()) {
-        // Alone, like a re-check: a packed call's own noise would blur the audit.
-        const { res, call: answered } = await sendSideCall(db, prices, provider, {
-          tenantId: data.scope.tenantId,
-          provider: data.scope.provider,
-          model: data.scope.model,
-          lane: "audit",
-          batchKey: "learned-audit",
-          params: data.scope.params,
-          items: [{ id: "i1", text: a.text }],
-          timeoutMs: env.SIEVE_CALL_TIMEOUT_MS,
-        });
-        const v = res.answer === undefined ? undefined : validateResults(data.scope.params, ["i1"], res.answer);
-        const llm = v?.ok.get("i1") as { label: string } | undefined;
-        const agree = llm === undefined ? null : llm.label === a.label;
-        const call = await db.transaction(async (tx) => {
-          const completed = await completeSideCall(tx as unknown as Db, answered, { outcome: llm ? "ok" : "invalid_output", validCount: llm ? 1 : 0 });
-          await tx.insert(cacheAudits).values({
-            tenantId: data.scope.tenantId,
-            task: data.scope.params.task,
-            kind: "learned",
-            itemId: a.itemId,
-            sourceItemId: null,
-            score: a.confidence,
-            cachedOutput: { label: a.label },
-            llmOutput: llm ?? null,
-            agree,
-            llmCallId: completed.id,
-          });
-          return completed;
-        });
-        observeLlmCall(call);
-        if (agree === null || !llm) continue;
-        qualityMetrics.learnedAudits.inc({ task: data.scope.params.task, agree: String(agree) });
-        cache.audit(scope, vectors[i]!, { label: a.label, confidence: a.confidence, threshold: a.threshold }, llm.label);
-      }
-      const [row] = await queryRows<{ rate: number | null }>(
-        db,
-        sql`select avg(case when agree then 0.0 else 1.0 end)::float8 as rate from (
-              select agree from cache_audits where kind = 'learned' and task = ${data.scope.params.task} and agree is not null order by id desc limit 1000) a`,
-      );
-      if (row?.rate !== null && row?.rate !== undefined) qualityMetrics.learnedErrorRate.set({ task: data.scope.params.task }, row.rate);
-    },
-    { connection, prefix, concurrency: 1 },
-  );
-  if (opts.monitor) opts.monitor.watch(auditWorker, "learned-audit worker");
-  else auditWorker.on("error", (e) => log.warn({ err: coerceError(e).message }, "learned-audit worker error"));
+  const consumers = opts.consumers?.({ cache, embedder, scopeOf: fullScope }, opts.monitor);
   log.info({ embedder: embedder.id, maxError: env.SIEVE_LEARNED_MAX_ERROR, minExamples: env.SIEVE_LEARNED_MIN_EXAMPLES }, "learned cache ready");
 
   return {
@@ -166,7 +91,7 @@ export async function createLearnedService(opts: { env: Env; db: Db; log: Logger
       );
     },
     async close() {
-      await Promise.allSettled([fillWorker.close(), auditWorker.close()]);
+      await consumers?.close();
       await auditQueue.close().catch(() => {});
       await connection.quit().catch(() => {});
     },

@@ -1,57 +1,40 @@
 /**
  * The semantic cache in the API process: it owns the embedder and the vector store (pgvector in
- * the embedded PGlite, or Qdrant), answers lookups at submit time, fills the store from the
- * `cache-fill` queue (workers put answered items there), and runs the hit audit: a sample of
- * semantic hits is also answered by the LLM (`cache-audit` queue) and the agreement recorded in
- * Postgres (cache_audits) and in metrics, which gives a live false-hit rate per task.
+ * the embedded PGlite, or Qdrant), answers lookups at submit time and queues a sample of semantic
+ * hits for audit (`cache-audit` queue). What fills the store from the `cache-fill` queue and
+ * answers the audits is worker code (apps/workers/src/dedup/), started beside the store through
+ * the `consumers` hook the composition root hands in.
  *
  * With the embedded pgvector store only one API process may run (PGlite is single-process);
  * several API processes share a Qdrant.
  */
-import { Queue, Worker } from "bullmq";
+import { Queue } from "bullmq";
 import type { PGlite } from "@electric-sql/pglite";
-import { isDeepStrictEqual } from "node:util";
-import {
-  CACHE_AUDIT_QUEUE,
-  CACHE_FILL_QUEUE,
-  CacheAuditJob,
-  CacheFillJob,
-  coerceError,
-  createRedis,
-  loadPriceTable,
-  metrics,
-  observeLlmCall,
-  validateResults,
-  type DependencyMonitor,
-  type Db,
-  type Env,
-  type Logger,
-  type ProviderEndpoint,
-  type ProviderName,
-  taskSettings,
-} from "@sieve/shared";
+import { CACHE_AUDIT_QUEUE, createRedis, taskSettings, type DependencyMonitor, type Env, type Logger } from "@sieve/shared";
 import { scopeFields, type CacheScopeInput } from "@sieve/shared/dedup/keys";
-import { cacheAudits } from "@sieve/shared/db/schema/index";
 import { MemoEmbedder } from "@sieve/cache/embeddings/memo";
 import { OpenAIEmbedder, PgVectorStore, QdrantStore, SemanticCache, UseLiteEmbedder, type Embedder, type VectorStore } from "@sieve/cache";
-import { createProviders } from "@sieve/workers/providers/index";
-import { completeSideCall, sendSideCall } from "@sieve/workers/providers/sideCall";
 import type { SemanticLookup } from "./dedup.js";
 import type { DedupContext } from "./submit.js";
 
+/** Consumers running beside a cache, stopped with it. */
+export interface RunningConsumers {
+  close(): Promise<void>;
+}
+
 export interface SemanticServiceOptions {
   env: Env;
-  db: Db;
   log: Logger;
-  endpoints: Map<ProviderName, ProviderEndpoint>;
   /** The embedded database, when there is one: the vector table lives in it. */
   pglite?: PGlite | undefined;
   /** Where a separate PGlite for vectors lives when the main database is a real Postgres. @defaultValue `${SIEVE_DATA_DIR}/vectors` */
   vectorDataDir?: string | undefined;
   /** Override the embedder (tests). */
   embedder?: Embedder;
-  /** Where the consumers' connection errors go (one log line per outage, docs/operations.md#outages). */
+  /** Where the connections' errors go (one log line per outage, docs/operations.md#outages). */
   monitor?: DependencyMonitor;
+  /** Starts the store's fill and audit consumers (apps/workers/src/dedup/cacheConsumers.ts); without it nothing fills the store. */
+  consumers?: ((cache: SemanticCache, monitor?: DependencyMonitor) => RunningConsumers) | undefined;
 }
 
 export interface SemanticService extends SemanticLookup {
@@ -89,78 +72,8 @@ export async function createSemanticService(opts: SemanticServiceOptions): Promi
   const prefix = env.SIEVE_QUEUE_PREFIX;
   const connection = createRedis(env.REDIS_URL, "worker");
   const auditQueue = new Queue(CACHE_AUDIT_QUEUE, { connection, prefix });
-  const prices = loadPriceTable(env.SIEVE_PRICES);
-  let fills = 0;
-
-  const fillWorker = new Worker(
-    CACHE_FILL_QUEUE,
-    async (job) => {
-      const data = CacheFillJob.parse(job.data);
-      await cache.store(
-        data.entries.map((e) => ({
-          scope: scopeFields(e.scope as CacheScopeInput),
-          text: e.text,
-          output: e.output,
-          sourceItemId: e.itemId,
-          ttlMs: e.ttlSeconds * 1000,
-        })),
-      );
-      // Eviction scans the store: do it every ~50 fills, not on every one.
-      if (++fills % 50 === 0) await cache.evictIfNeeded(env.SIEVE_SEMANTIC_MAX_ENTRIES);
-    },
-    { connection, prefix, concurrency: 1 },
-  );
-  if (opts.monitor) {
-    for (const [e, name] of [[connection, "cache redis"], [auditQueue, "cache-audit queue"], [fillWorker, "cache-fill worker"]] as const) opts.monitor.watch(e, name);
-  } else fillWorker.on("error", (e) => log.warn({ err: coerceError(e).message }, "cache-fill worker error"));
-
-  // SDK clients for audits, built once (not per audit job).
-  const providers = createProviders(opts.endpoints);
-  const auditWorker = new Worker(
-    CACHE_AUDIT_QUEUE,
-    async (job) => {
-      const data = CacheAuditJob.parse(job.data);
-      const provider = providers.get(data.scope.provider);
-      if (!provider) return;
-      const ids = data.hits.map((_, i) => `i${i + 1}`);
-      const items = data.hits.map((h, i) => ({ id: ids[i]!, text: h.text }));
-      const { res, call } = await sendSideCall(opts.db, prices, provider, {
-        tenantId: data.scope.tenantId,
-        provider: data.scope.provider,
-        model: data.scope.model,
-        lane: "audit",
-        batchKey: "cache-audit",
-        params: data.scope.params,
-        items,
-        timeoutMs: env.SIEVE_CALL_TIMEOUT_MS,
-      });
-      const v = res.answer === undefined ? undefined : validateResults(data.scope.params, ids, res.answer);
-      const auditCall = await completeSideCall(opts.db, call, { outcome: v && v.failed.size === 0 ? "ok" : "partial", validCount: v?.ok.size ?? 0 });
-      observeLlmCall(auditCall);
-      const llmCallId = auditCall.id;
-      await opts.db.insert(cacheAudits).values(
-        data.hits.map((h, i) => {
-          const llm = v?.ok.get(ids[i]!);
-          const agree = llm === undefined ? null : isDeepStrictEqual(llm, h.cachedOutput);
-          if (agree !== null) metrics.cacheAudits.inc({ task: data.scope.params.task, agree: String(agree) });
-          return {
-            tenantId: data.scope.tenantId,
-            task: data.scope.params.task,
-            itemId: h.itemId,
-            sourceItemId: h.sourceItemId,
-            score: h.score,
-            cachedOutput: h.cachedOutput as object,
-            llmOutput: (llm ?? null) as object | null,
-            agree,
-            llmCallId,
-          };
-        }),
-      );
-    },
-    { connection, prefix, concurrency: 1 },
-  );
-  if (opts.monitor) opts.monitor.watch(auditWorker, "cache-audit worker");
-  else auditWorker.on("error", (e) => log.warn({ err: coerceError(e).message }, "cache-audit worker error"));
+  if (opts.monitor) for (const [e, name] of [[connection, "cache redis"], [auditQueue, "cache-audit queue"]] as const) opts.monitor.watch(e, name);
+  const consumers = opts.consumers?.(cache, opts.monitor);
   log.info({ store: env.SIEVE_SEMANTIC_CACHE, embedder: embedder.id }, "semantic cache ready");
 
   return {
@@ -181,7 +94,7 @@ export async function createSemanticService(opts: SemanticServiceOptions): Promi
       await auditQueue.add("audit", { scope, hits: sample }, { attempts: 3, backoff: { type: "exponential", delay: 2_000 }, removeOnComplete: { age: 3_600 }, removeOnFail: { age: 86_400 } });
     },
     async close() {
-      await Promise.allSettled([fillWorker.close(), auditWorker.close()]);
+      await consumers?.close();
       await auditQueue.close().catch(() => {});
       await store.close().catch(() => {});
       await connection.quit().catch(() => {});

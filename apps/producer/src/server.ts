@@ -14,8 +14,8 @@ import { bulkRouter } from "./routes/bulk.js";
 import { batchesDisabledRouter, batchesRouter } from "./routes/batches.js";
 import { exportsRouter } from "./routes/exports.js";
 import { createDedup, type SemanticLookup } from "./dedup.js";
-import { LazySemantic, createSemanticService } from "./semantic.js";
-import { createLearnedService, type LearnedService } from "./learned.js";
+import { LazySemantic, createSemanticService, type SemanticServiceOptions } from "./semantic.js";
+import { createLearnedService, type LearnedService, type LearnedServiceOptions } from "./learned.js";
 import type { PGlite } from "@electric-sql/pglite";
 import { ExactCache } from "@sieve/shared/dedup/exact";
 
@@ -32,6 +32,16 @@ export interface ApiHandle {
   close(): Promise<void>;
 }
 
+/**
+ * What fills and audits the caches this process holds (the vector store, the learned models):
+ * worker code (apps/workers/src/dedup/cacheConsumers.ts) that the composition root hands in and
+ * that starts with each cache. The API itself only reads the caches.
+ */
+export interface CacheConsumers {
+  semantic: NonNullable<SemanticServiceOptions["consumers"]>;
+  learned: NonNullable<LearnedServiceOptions["consumers"]>;
+}
+
 export async function startApi(opts: {
   env: Env;
   db: Db;
@@ -44,6 +54,8 @@ export async function startApi(opts: {
   pglite?: PGlite;
   /** Data dir of a separate vector PGlite when the database is a real Postgres. */
   vectorDataDir?: string;
+  /** The caches' fill and audit consumers; without them the caches are only read. */
+  cacheConsumers?: CacheConsumers;
 }): Promise<ApiHandle> {
   const { env } = opts;
   const prefix = env.SIEVE_QUEUE_PREFIX;
@@ -73,14 +85,14 @@ export async function startApi(opts: {
   const waiter = new JobWaiter(subscriber, prefix, opts.log);
   const ownSemantic =
     !opts.semantic && env.SIEVE_CACHE_ENABLED && env.SIEVE_SEMANTIC_CACHE !== "off"
-      ? new LazySemantic(() => createSemanticService({ env, db: opts.db, log: opts.log, endpoints: opts.endpoints, pglite: opts.pglite, vectorDataDir: opts.vectorDataDir, monitor }))
+      ? new LazySemantic(() => createSemanticService({ env, log: opts.log, pglite: opts.pglite, vectorDataDir: opts.vectorDataDir, monitor, consumers: opts.cacheConsumers?.semantic }))
       : undefined;
   if (ownSemantic && (semanticTaskSet(env).size > 0 || (await semanticWorkWaiting(queueConn, prefix)))) await ownSemantic.start();
   const semantic = opts.semantic ?? ownSemantic;
   // Learned classification cache (docs/quality.md): shares the semantic cache's embedder when there is one.
   const learned =
     env.SIEVE_CACHE_ENABLED && env.SIEVE_LEARNED_CACHE
-      ? await createLearnedService({ env, db: opts.db, log: opts.log, endpoints: opts.endpoints, monitor, ...(ownSemantic ? { embedder: (await ownSemantic.start()).cache.embedder } : {}) })
+      ? await createLearnedService({ env, log: opts.log, monitor, consumers: opts.cacheConsumers?.learned, ...(ownSemantic ? { embedder: (await ownSemantic.start()).cache.embedder } : {}) })
       : undefined;
   const dedup =
     opts.dedup ??

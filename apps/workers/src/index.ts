@@ -53,6 +53,7 @@ export { Aggregator } from "./aggregator/aggregator.js";
 export { answerOrSplit } from "./aggregator/answerOrSplit.js";
 export { sweepOnce } from "./maintenance/sweeper.js";
 export { startWorkerHttp } from "./http.js";
+export { cacheConsumers, type CacheConsumers } from "./dedup/cacheConsumers.js";
 
 export interface WorkersOptions {
   env: Env;
@@ -108,8 +109,8 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
       });
     }
   };
-  // Answered items go to the semantic cache through a queue: the API process, which owns the
-  // vector store and the embedder, consumes it (embedding stays off the call path).
+  // Answered items go to the semantic cache through a queue, consumed beside the vector store and
+  // the embedder (dedup/cacheConsumers.ts): embedding stays off the call path.
   const fillQueue = env.SIEVE_CACHE_ENABLED && env.SIEVE_SEMANTIC_CACHE !== "off" ? new Queue(CACHE_FILL_QUEUE, { connection, prefix }) : undefined;
   if (fillQueue) monitor.watch(fillQueue, "cache-fill queue");
   const semanticFill: SemanticFill | undefined =
@@ -133,7 +134,7 @@ export async function startWorkers(opts: WorkersOptions): Promise<WorkersHandle>
           },
         }
       : undefined);
-  // LLM labels for the learned cache go to the API process, which owns its models (docs/quality.md).
+  // LLM labels for the learned cache go through a queue to the process that holds its models (docs/quality.md).
   const learnedQueue = env.SIEVE_CACHE_ENABLED && env.SIEVE_LEARNED_CACHE ? new Queue(LEARNED_FILL_QUEUE, { connection, prefix }) : undefined;
   const exact = env.SIEVE_CACHE_ENABLED ? new ExactCache(publisher, db, { prefix, maxEntries: env.SIEVE_CACHE_MAX_ENTRIES, policy: env.SIEVE_CACHE_EVICTION }) : undefined;
   const afterResults = exact

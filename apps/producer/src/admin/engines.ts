@@ -6,7 +6,7 @@
  * (https://docs.vllm.ai/en/latest/usage/metrics.html) through `vllmDirectSampler` below.
  */
 import type { Env } from "@sieve/shared";
-import { checkVllmHealth, fetchVllmMetrics } from "@sieve/workers/providers/vllm/metrics";
+import { checkVllmHealth, fetchVllmMetrics } from "@sieve/shared/vllm/metrics";
 
 export interface EngineSample {
   at: number;

@@ -18,7 +18,7 @@ export { OpenAIProvider } from "./openai/index.js";
 export { AnthropicProvider } from "./anthropic/index.js";
 export { VllmProvider } from "./vllm/index.js";
 export { CallAbortedError, isCallAborted, parseRetryAfterMs, toProviderError } from "./errors.js";
-export { checkVllmHealth, fetchVllmMetrics, parseVllmMetrics, type VllmMetrics } from "./vllm/metrics.js";
+export { checkVllmHealth, fetchVllmMetrics, parseVllmMetrics, type VllmMetrics } from "@sieve/shared/vllm/metrics";
 
 export interface ProviderOptions {
   /** Client-level timeout in ms (each call also passes its own `timeoutMs`). @defaultValue 60000 */

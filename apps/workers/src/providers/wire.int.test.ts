@@ -13,7 +13,7 @@ import type { ProviderName } from "@sieve/shared/providerNames";
 import type { ProviderEndpoint, TaskParams } from "@sieve/shared";
 import { createProvider } from "./index.js";
 import { CallAbortedError } from "./errors.js";
-import { checkVllmHealth, fetchVllmMetrics } from "./vllm/metrics.js";
+import { checkVllmHealth, fetchVllmMetrics } from "@sieve/shared/vllm/metrics";
 import type { LlmProvider, StructuredCallRequest } from "./types.js";
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;

@@ -46,10 +46,12 @@ export const Env = z
     SIEVE_DATA_DIR: z.string().default(".sieve"),
     /** Prefix of every Redis key Sieve writes. @defaultValue "sieve" */
     SIEVE_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/).default("sieve"),
-    /** Run the bundled provider simulator in-process and send ALL provider traffic to it. A test tool, never a default. */
+    /** Send ALL provider traffic to the bundled provider simulator at SIEVE_SIMULATOR_URL (`npm start -- --simulator` runs it as its own process). A test tool, never a default. */
     SIEVE_SIMULATOR: BoolEnv.default(false),
-    /** Port of the in-process simulator (0 = any free port). @defaultValue 4010 */
+    /** Port `npm start -- --simulator` runs the simulator on (0 = any free port), and of the default SIEVE_SIMULATOR_URL. @defaultValue 4010 */
     SIEVE_SIMULATOR_PORT: Int(4010, 0, 65535),
+    /** Where the provider simulator answers with SIEVE_SIMULATOR=true (`npm start -- --simulator` sets it). @defaultValue http://127.0.0.1:SIEVE_SIMULATOR_PORT */
+    SIEVE_SIMULATOR_URL: OptStr,
     /** Enables the OpenAI provider. */
     OPENAI_API_KEY: OptStr,
     /** OpenAI-compatible base URL including /v1. Default: the OpenAI API. */
@@ -258,9 +260,9 @@ export const Env = z
     /** Provider queues this worker process consumes (comma list of openai, anthropic, vllm). Default: every configured one; SIEVE_ROLE=gpu: vllm. */
     SIEVE_WORKER_LANES: OptStr,
     // --- Answer quality (docs/quality.md) ---
-    /** Simulator reference mode: JSONL file of known answers ({"text","label"} / {"text","targetLanguage","translation"}). Only with SIEVE_SIMULATOR=true. */
+    /** Simulator reference mode: JSONL file of known answers ({"text","label"} / {"text","targetLanguage","translation"}) that `npm start -- --simulator` hands to the simulator (its --answers). */
     SIEVE_SIMULATOR_ANSWERS: OptStr,
-    /** Noise of reference answers, e.g. "base:0.97,perItem:0.002,position:0.03,min:0.5,seed:7" (unset parts: these defaults). @defaultValue "" */
+    /** Noise of reference answers, e.g. "base:0.97,perItem:0.002,position:0.03,min:0.5,seed:7" (unset parts: these defaults; the simulator's --noise). @defaultValue "" */
     SIEVE_SIMULATOR_NOISE: z.string().default(""),
     /** Share of items answered in multi-item calls that are asked again alone to measure agreement (0..1; e.g. 0.02). Each re-check is a billed single-item call. @defaultValue 0 (off) */
     SIEVE_RECHECK_RATE: z.coerce.number().min(0).max(1).default(0),

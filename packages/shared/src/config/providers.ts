@@ -23,15 +23,19 @@ export const DEFAULT_MODELS: Record<Exclude<ProviderName, "vllm">, string> = {
   anthropic: "claude-haiku-4-5",
 };
 
+/** Where the provider simulator answers when SIEVE_SIMULATOR=true. */
+export function simulatorUrlOf(env: Env): string {
+  return (env.SIEVE_SIMULATOR_URL ?? `http://127.0.0.1:${env.SIEVE_SIMULATOR_PORT}`).replace(/\/+$/, "");
+}
+
 /**
  * Which providers are usable. With SIEVE_SIMULATOR=true every provider points at the simulator
- * (simulatorUrl must then be given). With nothing configured this throws a ConfigError that says
- * what to set: Sieve never silently pretends.
+ * (at `simulatorUrl`, by default SIEVE_SIMULATOR_URL) and is marked `simulated`. With nothing
+ * configured this throws a ConfigError that says what to set: Sieve never silently pretends.
  */
-export function providerEndpoints(env: Env, simulatorUrl?: string): Map<ProviderName, ProviderEndpoint> {
+export function providerEndpoints(env: Env, simulatorUrl: string = simulatorUrlOf(env)): Map<ProviderName, ProviderEndpoint> {
   const out = new Map<ProviderName, ProviderEndpoint>();
   if (env.SIEVE_SIMULATOR) {
-    if (!simulatorUrl) throw new ConfigError("SIEVE_SIMULATOR=true but the simulator is not running");
     out.set("openai", { provider: "openai", baseURL: `${simulatorUrl}/v1`, apiKey: "sk-simulator", defaultModel: DEFAULT_MODELS.openai, simulated: true });
     out.set("anthropic", { provider: "anthropic", baseURL: simulatorUrl, apiKey: "sk-ant-simulator", defaultModel: DEFAULT_MODELS.anthropic, simulated: true });
     out.set("vllm", { provider: "vllm", baseURL: `${simulatorUrl}/vllm/v1`, apiKey: "EMPTY", defaultModel: env.VLLM_MODEL ?? "Qwen/Qwen2.5-7B-Instruct-AWQ", simulated: true });

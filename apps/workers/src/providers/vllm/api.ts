@@ -1,6 +1,6 @@
 /**
  * vLLM speaks the OpenAI wire protocol: the OpenAI client, pointed at the server's /v1.
- * Its /metrics and /health live at the server root (see metrics.ts).
+ * Its /metrics and /health live at the server root (packages/shared/src/vllm/metrics.ts).
  */
 import type OpenAI from "openai";
 import type { ProviderEndpoint } from "@sieve/shared";
@@ -10,9 +10,4 @@ import { createOpenAIClient, type OpenAIClientOptions } from "../openai/api.js";
 export function createVllmClient(endpoint: ProviderEndpoint, opts: OpenAIClientOptions = {}): OpenAI {
   if (!endpoint.baseURL) throw new ConfigError("vllm: baseURL is required (VLLM_BASE_URL, e.g. http://vllm:8000/v1)");
   return createOpenAIClient(endpoint, opts);
-}
-
-/** The server root: the base URL without a trailing `/v1` ("http://vllm:8000/v1" -> "http://vllm:8000"). */
-export function vllmServerRoot(baseURL: string): string {
-  return baseURL.replace(/\/+$/, "").replace(/\/v1$/, "");
 }

@@ -7,7 +7,7 @@ import { callChatCompletions, type ChatCallContext } from "../openai/index.js";
 import type { OpenAIClientOptions } from "../openai/api.js";
 import { createVllmClient } from "./api.js";
 import { buildVllmChatRequest } from "./chat.js";
-import { checkVllmHealth, fetchVllmMetrics, type ProbeOptions, type VllmMetrics } from "./metrics.js";
+import { checkVllmHealth, fetchVllmMetrics, type ProbeOptions, type VllmMetrics } from "@sieve/shared/vllm/metrics";
 
 export class VllmProvider implements LlmProvider {
   readonly name = "vllm" as const;

@@ -1,8 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parsePrometheusText, parseVllmMetrics } from "./metrics.js";
-import { vllmServerRoot } from "./api.js";
-import { buildVllmChatRequest } from "./chat.js";
+import { parsePrometheusText, parseVllmMetrics, vllmServerRoot } from "./metrics.js";
 
 const MODEL = "Qwen/Qwen2.5-7B-Instruct-AWQ";
 
@@ -58,13 +56,4 @@ test("vllmServerRoot strips a trailing /v1", () => {
   assert.equal(vllmServerRoot("http://vllm:8000/v1/"), "http://vllm:8000");
   assert.equal(vllmServerRoot("http://127.0.0.1:4010/vllm/v1"), "http://127.0.0.1:4010/vllm");
   assert.equal(vllmServerRoot("http://vllm:8000"), "http://vllm:8000");
-});
-
-test("vLLM requests use response_format json_schema, never the removed guided_json", () => {
-  const body = buildVllmChatRequest({ model: MODEL, params: { task: "translate", targetLanguage: "fr" }, items: [{ id: "i1", text: "hello" }, { id: "i2", text: "bye" }] });
-  assert.equal(body.response_format?.type, "json_schema");
-  const json = JSON.stringify(body);
-  assert.ok(!json.includes("guided_"));
-  assert.ok(!json.includes("structured_outputs"));
-  assert.match(json, /"minItems":2,"maxItems":2/);
 });

@@ -1,15 +1,20 @@
 /**
- * vLLM server load, for backpressure: the Prometheus `/metrics` text and `/health`, both at the
- * server root (the base URL without `/v1`). Neither route needs the API key (`--api-key` only
- * guards /v1), so none is sent.
+ * vLLM server load: the Prometheus `/metrics` text and `/health`, both at the server root (the
+ * base URL without `/v1`). Neither route needs the API key (`--api-key` only guards /v1), so none
+ * is sent. Plain HTTP and text parsing, read by the GPU lane (backpressure) and by the console
+ * (engine sampling), hence here rather than in either of them.
  *
  * Gauges read (https://docs.vllm.ai/en/latest/usage/metrics.html):
  * - `vllm:num_requests_running`, `vllm:num_requests_waiting`
  * - `vllm:kv_cache_usage_perc` (a FRACTION 0..1 despite the name); before vLLM v0.10 it was
  *   `vllm:gpu_cache_usage_perc`.
  */
-import { coerceError, ProviderError } from "@sieve/shared/errors";
-import { vllmServerRoot } from "./api.js";
+import { coerceError, ProviderError } from "../errors.js";
+
+/** The server root: the base URL without a trailing `/v1` ("http://vllm:8000/v1" -> "http://vllm:8000"). */
+export function vllmServerRoot(baseURL: string): string {
+  return baseURL.replace(/\/+$/, "").replace(/\/v1$/, "");
+}
 
 export interface PromSample {
   name: string;
