@@ -36,7 +36,7 @@ import { OpenAIEmbedder, PgVectorStore, QdrantStore, SemanticCache, UseLiteEmbed
 import { createProviders } from "@sieve/workers/providers/index";
 import { completeSideCall, sendSideCall } from "@sieve/workers/providers/sideCall";
 import type { SemanticLookup } from "./dedup.js";
-import type { DedupContext } from "./submit.js";
+import type { DedupContext } from "./accept/dedupHook.js";
 
 export interface SemanticServiceOptions {
   env: Env;
@@ -176,7 +176,7 @@ export async function createSemanticService(opts: SemanticServiceOptions): Promi
     async audit(hits, ctx: DedupContext) {
       const sample = hits.filter(() => Math.random() < env.SIEVE_SEMANTIC_AUDIT_RATE);
       if (sample.length === 0) return;
-      const scope = { tenantId: ctx.tenantId, namespace: ctx.cache?.namespace ?? "default", params: ctx.params, provider: ctx.route.provider, model: ctx.route.model };
+      const scope = { tenantId: ctx.tenantId, namespace: ctx.policy.namespace, params: ctx.params, provider: ctx.route.provider, model: ctx.route.model };
       await auditQueue.add("audit", { scope, hits: sample }, { attempts: 3, backoff: { type: "exponential", delay: 2_000 }, removeOnComplete: { age: 3_600 }, removeOnFail: { age: 86_400 } });
     },
     async close() {
