@@ -87,7 +87,7 @@ interface Pending {
 export async function ingestBody(ctx: ApiContext, input: BodySubmission): Promise<IngestReport> {
   const env = ctx.env;
   const maxErrors = env.SIEVE_BULK_MAX_REPORTED_ERRORS;
-  const itemSchema = Item({ maxItems: Number.MAX_SAFE_INTEGER, maxTextChars: env.SIEVE_MAX_TEXT_CHARS });
+  const itemSchema = Item({ maxTextChars: env.SIEVE_MAX_TEXT_CHARS });
   const lines = splitLines(input.body, maxLineBytes(env.SIEVE_MAX_TEXT_CHARS));
 
   const { header, bytes: headerBytes } = await readHeader(ctx, lines, input.tenantId);

@@ -20,7 +20,8 @@ export const ItemId = z
   .max(128, "at most 128 characters")
   .regex(/^[\x21-\x7E]+$/, "printable ASCII without spaces");
 
-export function Item(limits: RequestLimits) {
+/** One item: the count limit (`maxItems`) is the request's, applied to its `items` array only. */
+export function Item(limits: Pick<RequestLimits, "maxTextChars">) {
   return z.strictObject({
     id: ItemId,
     text: z
