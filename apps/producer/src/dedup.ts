@@ -1,9 +1,10 @@
 /**
- * Dedup before enqueue (the cache issue): the exact cache, the semantic cache and in-flight
- * coalescing, behind the SubmitDedup hook of submit.ts.
+ * Dedup before enqueue: the exact cache, the semantic cache, the learned cache and in-flight
+ * coalescing, behind the SubmitDedup hook (accept/dedupHook.ts).
  *
- * Per request `cache.mode`: "use" (read, write, coalesce), "refresh" (no read, no coalescing;
- * the new answer overwrites the cache), "bypass" (none of it: submit.ts never calls us).
+ * Each request's cache policy (packages/shared/src/dedup/policy.ts) decides: mode "use" (read,
+ * write, coalesce), "refresh" (no read, no coalescing; the new answer overwrites the cache),
+ * "bypass" (none of it: accepting a job never calls us).
  */
 import { sql } from "drizzle-orm";
 import {
@@ -14,8 +15,6 @@ import {
   metrics,
   queryRows,
   recordOutcome,
-  semanticTaskSet,
-  taskSettings,
   systemPrompt,
   type Db,
   type Env,
@@ -26,17 +25,9 @@ import {
 } from "@sieve/shared";
 import { ExactCache } from "@sieve/shared/dedup/exact";
 import { exactCacheKey, type CacheScopeInput } from "@sieve/shared/dedup/keys";
-import type { DedupAnswer, DedupContext, DedupPlan, SubmitDedup } from "./submit.js";
+import type { DedupAnswer, DedupContext, DedupPlan, SemanticLookup, SubmitDedup } from "./accept/dedupHook.js";
 import type { CreatedItem } from "@sieve/shared/db/ops/jobs";
 import type { LearnedLookup } from "./learned.js";
-
-/** Semantic lookups (implemented with @sieve/cache); absent when SIEVE_SEMANTIC_CACHE=off. */
-export interface SemanticLookup {
-  /** Answers for the texts it finds a close-enough neighbour for, by index. */
-  lookup(texts: string[], scope: CacheScopeInput, threshold: number): Promise<Map<number, { output: unknown; score: number; sourceItemId: number | null; sourceText: string }>>;
-  /** Queues audits of some semantic hits (the LLM answers them too; agreement is recorded). */
-  audit?(hits: Array<{ itemId: number; text: string; cachedOutput: unknown; sourceItemId: number | null; score: number }>, ctx: DedupContext): Promise<void>;
-}
 
 export interface DedupDeps {
   env: Env;
@@ -96,10 +87,9 @@ const ITEM_OVERHEAD_TOKENS = 10;
 
 export function createDedup(deps: DedupDeps): SubmitDedup {
   const savings = new SavingsEstimator(deps.db, deps.env, loadPriceTable(deps.env.SIEVE_PRICES));
-  const semanticFor = semanticTaskSet(deps.env);
   const scopeOf = (ctx: DedupContext): CacheScopeInput => ({
     tenantId: ctx.tenantId,
-    namespace: ctx.cache?.namespace ?? "default",
+    namespace: ctx.policy.namespace,
     params: ctx.params,
     provider: ctx.route.provider,
     model: ctx.route.model,
@@ -110,7 +100,7 @@ export function createDedup(deps: DedupDeps): SubmitDedup {
       const scope = scopeOf(ctx);
       const cacheKeys = items.map((it) => exactCacheKey(scope, it.text));
       const answers = new Map<number, DedupAnswer>();
-      if ((ctx.cache?.mode ?? "use") !== "use") return { cacheKeys, answers };
+      if (ctx.policy.mode !== "use") return { cacheKeys, answers };
       const saved = await savings.perItem(ctx.route.model, ctx.params);
       const found = await deps.exact.getMany(cacheKeys);
       cacheKeys.forEach((k, i) => {
@@ -120,12 +110,10 @@ export function createDedup(deps: DedupDeps): SubmitDedup {
       metrics.cacheLookups.inc({ kind: "exact", outcome: "hit" }, answers.size);
       metrics.cacheLookups.inc({ kind: "exact", outcome: "miss" }, items.length - answers.size);
 
-      const useSemantic = deps.semantic && (ctx.cache?.semantic ?? semanticFor.has(ctx.params.task));
-      if (useSemantic) {
+      if (deps.semantic && ctx.policy.semantic) {
         const rest = items.map((it, i) => ({ it, i })).filter(({ i }) => !answers.has(i));
         if (rest.length > 0) {
-          const threshold = taskSettings(deps.env, ctx.params.task).semanticThreshold;
-          const hits = await deps.semantic!.lookup(rest.map((r) => r.it.text), scope, threshold);
+          const hits = await deps.semantic.lookup(rest.map((r) => r.it.text), scope, ctx.policy.semanticThreshold);
           for (const [j, h] of hits) {
             answers.set(rest[j]!.i, { output: h.output, cache: "semantic", source: { itemId: h.sourceItemId, score: h.score, text: h.sourceText }, savedUsd: saved(rest[j]!.it.text) });
           }
@@ -133,8 +121,8 @@ export function createDedup(deps: DedupDeps): SubmitDedup {
           metrics.cacheLookups.inc({ kind: "semantic", outcome: "miss" }, rest.length - hits.size);
         }
       }
-      // Learned cache: only for requests that opt in (cache.learned), after the caches that match texts.
-      if (deps.learned && ctx.cache?.learned === true && ctx.params.task === "classify") {
+      // Learned cache: only for classify requests that opt in (cache.learned), after the caches that match texts.
+      if (deps.learned && ctx.policy.learned) {
         const rest = items.map((it, i) => ({ it, i })).filter(({ i }) => !answers.has(i));
         if (rest.length > 0) {
           const hits = await deps.learned.lookup(rest.map((r) => r.it.text), scope);
@@ -167,17 +155,8 @@ export function createDedup(deps: DedupDeps): SubmitDedup {
     },
 
     async afterCreate(jobId: string, misses: CreatedItem[], keyOf: Map<number, string>, ctx: DedupContext, opts: { followOnly?: boolean } = {}): Promise<DedupPlan> {
-      const mode = ctx.cache?.mode ?? "use";
-      const write = {
-        ttlSeconds: ctx.cache?.ttlSeconds ?? deps.env.SIEVE_CACHE_TTL_SECONDS,
-        namespace: ctx.cache?.namespace ?? "default",
-        // Only answers of requests that use the semantic cache are embedded into it.
-        semantic: Boolean(deps.semantic) && (ctx.cache?.semantic ?? semanticFor.has(ctx.params.task)),
-        // LLM labels of opted-in classify requests teach the learned cache (docs/quality.md).
-        learned: Boolean(deps.learned) && ctx.cache?.learned === true && ctx.params.task === "classify",
-      };
-      const plan: DedupPlan = { hold: new Set(), lead: new Set(), late: new Set(), write, answered: 0 };
-      if (mode !== "use") return plan;
+      const plan: DedupPlan = { hold: new Set(), lead: new Set(), late: new Set(), answered: 0 };
+      if (ctx.policy.mode !== "use") return plan;
       const withKeys = misses.filter((m) => keyOf.has(m.id));
       const claims = await deps.exact.claim(withKeys.map((m) => ({ key: keyOf.get(m.id)!, follower: { itemId: m.id, jobId, tenantId: ctx.tenantId } })), opts);
       const late: NewResult[] = [];

@@ -14,8 +14,7 @@ import { CACHE_AUDIT_QUEUE, createRedis, taskSettings, type DependencyMonitor, t
 import { scopeFields, type CacheScopeInput } from "@sieve/shared/dedup/keys";
 import { MemoEmbedder } from "@sieve/cache/embeddings/memo";
 import { OpenAIEmbedder, PgVectorStore, QdrantStore, SemanticCache, UseLiteEmbedder, type Embedder, type VectorStore } from "@sieve/cache";
-import type { SemanticLookup } from "./dedup.js";
-import type { DedupContext } from "./submit.js";
+import type { DedupContext, SemanticLookup } from "./accept/dedupHook.js";
 
 /** Consumers running beside a cache, stopped with it. */
 export interface RunningConsumers {
@@ -90,7 +89,7 @@ export async function createSemanticService(opts: SemanticServiceOptions): Promi
     async audit(hits, ctx: DedupContext) {
       const sample = hits.filter(() => Math.random() < env.SIEVE_SEMANTIC_AUDIT_RATE);
       if (sample.length === 0) return;
-      const scope = { tenantId: ctx.tenantId, namespace: ctx.cache?.namespace ?? "default", params: ctx.params, provider: ctx.route.provider, model: ctx.route.model };
+      const scope = { tenantId: ctx.tenantId, namespace: ctx.policy.namespace, params: ctx.params, provider: ctx.route.provider, model: ctx.route.model };
       await auditQueue.add("audit", { scope, hits: sample }, { attempts: 3, backoff: { type: "exponential", delay: 2_000 }, removeOnComplete: { age: 3_600 }, removeOnFail: { age: 86_400 } });
     },
     async close() {

@@ -3,17 +3,18 @@ import { createServer, type Server } from "node:http";
 import { Queue } from "bullmq";
 import { BATCH_LANE_QUEUE, BULK_INBOX_QUEUE, CACHE_AUDIT_QUEUE, CACHE_FILL_QUEUE, DependencyMonitor, LEARNED_AUDIT_QUEUE, LEARNED_FILL_QUEUE, MAINTENANCE_QUEUE, RECHECK_QUEUE, createRedis, dependencyPorts, ping, semanticTaskSet, realtimeQueueName, type Db, type Env, type Logger, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
 import { createApp } from "./app.js";
-import type { ApiContext } from "./context.js";
+import type { ApiContext, BatchLaneApi } from "./context.js";
 import { JobWaiter } from "./waiter.js";
 import { vllmDirectSampler } from "./admin/engines.js";
 import { gpuLaneEngineSource } from "./admin/gpuEngines.js";
 // Batch lane and bulk ingestion (docs/batch-lane.md).
-import { createBatchLane, type BatchLaneApi } from "./bulk/lane.js";
+import { createBatchLane } from "./accept/batchLane.js";
 import { startInbox, type InboxHandle } from "./bulk/inbox.js";
 import { bulkRouter } from "./routes/bulk.js";
 import { batchesDisabledRouter, batchesRouter } from "./routes/batches.js";
 import { exportsRouter } from "./routes/exports.js";
-import { createDedup, type SemanticLookup } from "./dedup.js";
+import { createDedup } from "./dedup.js";
+import type { SemanticLookup } from "./accept/dedupHook.js";
 import { LazySemantic, createSemanticService, type SemanticServiceOptions } from "./semantic.js";
 import { createLearnedService, type LearnedService, type LearnedServiceOptions } from "./learned.js";
 import type { PGlite } from "@electric-sql/pglite";
@@ -110,14 +111,14 @@ export async function startApi(opts: {
   // GPU engines on the console's Lanes page (docs/console.md "GPU engines"): what the GPU worker
   // processes report, or the configured vLLM server probed directly while none does.
   if (env.SIEVE_ADMIN_USER) ctx.engines = gpuLaneEngineSource({ redis, prefix, log: opts.log, monitor, direct: vllmDirectSampler(env) });
-  // Batch lane: ctx.batchLane makes submit.ts accept lane "batch"; /v1/bulk is always on.
+  // Batch lane: ctx.batchLane makes acceptJob accept lane "batch"; /v1/bulk is always on.
   let lane: BatchLaneApi | undefined;
   if (env.SIEVE_BATCH_LANE) {
     lane = createBatchLane({ env, db: opts.db, connection: queueConn, log: opts.log.child({ lane: "batch" }), ctx: () => ctx });
     ctx.batchLane = lane;
   }
-  const app = createApp(ctx, [bulkRouter(ctx, lane), exportsRouter(ctx), lane ? batchesRouter(ctx, lane) : batchesDisabledRouter()]);
-  const inbox: InboxHandle | undefined = env.SIEVE_BULK_CRON ? await startInbox(ctx, lane) : undefined;
+  const app = createApp(ctx, [bulkRouter(ctx), exportsRouter(ctx), lane ? batchesRouter(ctx, lane) : batchesDisabledRouter()]);
+  const inbox: InboxHandle | undefined = env.SIEVE_BULK_CRON ? await startInbox(ctx) : undefined;
   // Not app.listen(): express 5 calls its callback on an error too, so a busy port looked like
   // "listening" while nothing was served. A listen error rejects here and the process exits.
   const server = createServer(app);

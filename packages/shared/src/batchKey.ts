@@ -54,6 +54,20 @@ export function batchKey(p: BatchKeyParts): string {
   return `bk_${sha256(canonicalJson(parts)).slice(0, 24)}`;
 }
 
+/**
+ * The batch key of a job's items on a route and lane: how every lane computes it (accepting a
+ * request, a bulk body, the batch lane's realtime fallback, the sweeper's repair parcels, a parcel
+ * moved off a provider that is down). SIEVE_MIX_TENANTS decides whether tenants share keys.
+ */
+export function batchKeyFor(
+  env: { SIEVE_MIX_TENANTS: boolean },
+  job: { tenantId: string; params: TaskParams },
+  route: { provider: ProviderName; model: string },
+  lane: BatchKeyParts["lane"],
+): string {
+  return batchKey({ tenantId: job.tenantId, params: job.params, provider: route.provider, model: route.model, lane, mixTenants: env.SIEVE_MIX_TENANTS });
+}
+
 /** Whitespace-folded, NFC-normalised text: what the exact cache compares. Case is kept (it can change meaning). */
 export function normaliseText(text: string): string {
   return text.normalize("NFC").replace(/\s+/g, " ").trim();

@@ -11,6 +11,7 @@ export * from "./pricing.js";
 export * from "./tokens.js";
 export * from "./batchKey.js";
 export * from "./queues.js";
+export * from "./parcels.js";
 export * from "./redis.js";
 export * from "./db/client.js";
 export * from "./db/ops/results.js";

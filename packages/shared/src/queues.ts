@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { TaskParams } from "./tasks/params.js";
 import { PROVIDERS, type ProviderName } from "./providerNames.js";
+import { CarriedCachePolicy } from "./dedup/policy.js";
 
 /** One realtime queue per provider, so a 429 from one provider rate-limits only its own queue. */
 export function realtimeQueueName(provider: ProviderName): string {
@@ -37,17 +38,12 @@ export const Parcel = z.object({
       }),
     )
     .min(1),
-  /** Cache writes for this parcel's answers (absent: none). */
-  cache: z
-    .object({
-      ttlSeconds: z.number().int().positive(),
-      namespace: z.string(),
-      /** Also store the answers in the semantic cache (the request or its task uses it). */
-      semantic: z.boolean().optional(),
-      /** Also teach the answers to the learned cache (docs/quality.md). */
-      learned: z.boolean().optional(),
-    })
-    .optional(),
+  /**
+   * The request's cache policy (dedup/policy.ts) when this parcel's answers are written to the
+   * caches: the exact cache, and the semantic and learned caches when `semantic`/`learned` say so.
+   * Absent: nothing is written (cache bypassed, or a repair parcel).
+   */
+  cache: CarriedCachePolicy.optional(),
   /** Enqueue time (ms since epoch), for latency metrics. */
   enqueuedAt: z.number(),
   /** OpenAI flex processing (lane router, docs/gpu-lane.md). The batch key includes it. */

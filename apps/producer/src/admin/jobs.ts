@@ -8,7 +8,7 @@
  * one (README, "Crash safety").
  */
 import { sql } from "drizzle-orm";
-import { countTokens, queryRows, TaskParams, type Db, type Parcel, type ProviderName } from "@sieve/shared";
+import { buildParcel, queryRows, repairParcelId, repairParcelJobOptions, TaskParams, type Db, type ProviderName } from "@sieve/shared";
 import { pendingItemsOfJob, type JobRow } from "@sieve/shared/db/ops/jobs";
 import { unrollFailed } from "@sieve/shared/db/ops/rollups";
 import type { ApiContext } from "../context.js";
@@ -137,25 +137,13 @@ export async function retryFailedItems(ctx: ApiContext, jobId: string): Promise<
   // Only the items this retry reopened: other pending items of the job still have their parcels.
   const reopened = new Set(itemIds);
   const pending = (await pendingItemsOfJob(ctx.db, jobId)).filter((it) => reopened.has(it.id));
-  const parcel: Parcel = {
-    jobId,
-    tenantId: job.tenantId,
-    batchKey: job.batchKey,
-    provider: job.provider as ProviderName,
-    model: job.model,
-    params: TaskParams.parse(job.params),
-    items: pending.map((it) => ({ itemId: it.id, text: it.text, tokens: countTokens(it.text) })),
-    enqueuedAt: Date.now(),
-  };
+  const parcel = buildParcel(
+    { jobId, tenantId: job.tenantId, batchKey: job.batchKey, route: { provider: job.provider as ProviderName, model: job.model }, params: TaskParams.parse(job.params) },
+    pending.map((it) => ({ id: it.id, text: it.text })),
+  );
   // Same id as the sweeper's repair parcel: at most one live, and the sweeper sees it.
-  const state = await queue.getJobState(`${jobId}-repair`);
-  if (state === "completed" || state === "failed") await queue.remove(`${jobId}-repair`).catch(() => 0);
-  await queue.add("parcel", parcel, {
-    jobId: `${jobId}-repair`,
-    attempts: ctx.env.SIEVE_MAX_ATTEMPTS,
-    backoff: { type: "exponential", delay: ctx.env.SIEVE_RETRY_BASE_MS },
-    removeOnComplete: { age: 3_600 },
-    removeOnFail: { age: 7 * 24 * 3_600 },
-  });
+  const state = await queue.getJobState(repairParcelId(jobId));
+  if (state === "completed" || state === "failed") await queue.remove(repairParcelId(jobId)).catch(() => 0);
+  await queue.add("parcel", parcel, repairParcelJobOptions(ctx.env, jobId));
   return itemIds.length;
 }

@@ -13,10 +13,10 @@ import { createReadStream } from "node:fs";
 import { mkdir, readdir, rename, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Queue, Worker } from "bullmq";
-import { BULK_INBOX_QUEUE, BulkInboxJob, HttpError, ScheduleKeeper, coerceError, createRedis, safeErrorMessage } from "@sieve/shared";
+import { BULK_INBOX_QUEUE, BulkInboxJob, ScheduleKeeper, coerceError, createRedis, safeErrorMessage } from "@sieve/shared";
 import type { ApiContext } from "../context.js";
-import { ingestBulk, type IngestReport } from "./ingest.js";
-import type { BatchLaneApi } from "./lane.js";
+import { AcceptError } from "../errors.js";
+import { acceptJob, type IngestReport } from "../accept/acceptJob.js";
 
 export interface InboxHandle {
   /** Runs one scan now (tests, operators). */
@@ -43,7 +43,7 @@ async function recoverStale(inbox: string, olderThanMs: number): Promise<void> {
   }
 }
 
-export async function scanInbox(ctx: ApiContext, lane: BatchLaneApi | undefined): Promise<InboxScan> {
+export async function scanInbox(ctx: ApiContext): Promise<InboxScan> {
   const inbox = ctx.env.SIEVE_BULK_INBOX;
   const out: InboxScan = { ingested: [], failed: [] };
   if (!inbox) return out;
@@ -60,11 +60,12 @@ export async function scanInbox(ctx: ApiContext, lane: BatchLaneApi | undefined)
     const log = ctx.log.child({ file: name });
     let report: IngestReport;
     try {
-      report = await ingestBulk(ctx, createReadStream(claimed, { highWaterMark: 256 * 1024 }), { ...(lane ? { lane } : {}) });
+      report = await acceptJob(ctx, { body: createReadStream(claimed, { highWaterMark: 256 * 1024 }) });
     } catch (e) {
-      if (e instanceof HttpError) {
-        // The file itself is unusable: retrying it would fail the same way.
-        await writeFile(path.join(inbox, "failed", `${name}.report.json`), JSON.stringify({ file: name, error: e.toBody().error }, null, 2));
+      if (e instanceof AcceptError) {
+        // Refused (a bad header, no valid line, no queue for its provider): the file goes to failed/
+        // with the refusal, as an HTTP caller would get it.
+        await writeFile(path.join(inbox, "failed", `${name}.report.json`), JSON.stringify({ file: name, error: e.describe() }, null, 2));
         await rename(claimed, path.join(inbox, "failed", name)).catch(() => {});
         out.failed.push({ file: name, error: e.message });
         log.warn({ err: e.message }, "inbox file rejected");
@@ -83,12 +84,12 @@ export async function scanInbox(ctx: ApiContext, lane: BatchLaneApi | undefined)
     log.info({ jobId: report.jobId, accepted: report.accepted, rejected: report.rejected }, "inbox file ingested");
   }
   // "Nightly": whatever waits in the lane (files just ingested, batch-lane jobs of the day) is packed now.
-  if (lane) await lane.kick().catch((e) => ctx.log.warn({ err: coerceError(e).message }, "could not kick the batch packer"));
+  if (ctx.batchLane) await ctx.batchLane.kick().catch((e) => ctx.log.warn({ err: coerceError(e).message }, "could not kick the batch packer"));
   return out;
 }
 
 /** Starts the job scheduler (SIEVE_BULK_CRON) and the worker that scans the inbox. */
-export async function startInbox(ctx: ApiContext, lane: BatchLaneApi | undefined): Promise<InboxHandle> {
+export async function startInbox(ctx: ApiContext): Promise<InboxHandle> {
   const env = ctx.env;
   const connection = createRedis(env.REDIS_URL, "worker");
   const prefix = env.SIEVE_QUEUE_PREFIX;
@@ -104,7 +105,7 @@ export async function startInbox(ctx: ApiContext, lane: BatchLaneApi | undefined
     async (job) => {
       const parsed = BulkInboxJob.safeParse(job.data);
       if (!parsed.success) return { skipped: "unknown payload" };
-      return scanInbox(ctx, lane);
+      return scanInbox(ctx);
     },
     { connection, prefix, concurrency: 1 },
   );
@@ -114,7 +115,7 @@ export async function startInbox(ctx: ApiContext, lane: BatchLaneApi | undefined
   });
   ctx.log.info({ cron: env.SIEVE_BULK_CRON, tz: env.SIEVE_BULK_CRON_TZ, inbox: env.SIEVE_BULK_INBOX }, "nightly bulk inbox scheduled");
   return {
-    scanNow: () => scanInbox(ctx, lane),
+    scanNow: () => scanInbox(ctx),
     async close() {
       schedules.close();
       await worker.close().catch(() => {});

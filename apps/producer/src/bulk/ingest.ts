@@ -1,6 +1,7 @@
 /**
- * Bulk ingestion: a streamed NDJSON body (a header line with the task parameters, then
- * one item per line) goes into Postgres in chunks, with flat memory however large the body.
+ * Accepting a bulk body (POST /v1/bulk, an inbox file): a streamed NDJSON body (a header line with
+ * the task parameters, then one item per line) goes into Postgres in chunks, with flat memory
+ * however large the body.
  *
  * - Every line is validated with the same item rules as POST /v1/jobs. A bad line (invalid JSON,
  *   invalid item, duplicate id, too long) is counted and reported with its line number; it never
@@ -12,18 +13,21 @@
  *   the upload is complete, items are read back page by page and enqueued as parcels, so an upload
  *   that breaks off leaves nothing in Redis and is simply deleted.
  */
-import { randomUUID } from "node:crypto";
-import { HttpError, Item, batchKey, coerceError, fieldPath, findUnstorable, metrics, promptVersionOf, recordOutcome, type ProviderName, type TaskParams } from "@sieve/shared";
+import { Item, batchKeyFor, coerceError, fieldPath, findUnstorable, metrics, promptVersionOf, type ProviderName } from "@sieve/shared";
+import { resolveCachePolicy } from "@sieve/shared/dedup/policy";
 import { deleteJob, markEnqueued, setCachedCount } from "@sieve/shared/db/ops/jobs";
-import { createBulkJob, finishBulkJob, insertBulkItems, tenantExists, type BulkItemRow } from "@sieve/shared/db/ops/batchIngest";
+import { createBulkJob, finishBulkJob, insertBulkItems, type BulkItemRow } from "@sieve/shared/db/ops/batchIngest";
 import { enqueueJobItems } from "@sieve/shared/db/ops/batchLane";
 import type { ApiContext } from "../context.js";
-import { resolveRoute, type DedupContext } from "../submit.js";
-import { enqueueRealtime } from "./parcels.js";
-import { BulkHeader, InboxHeader, headerParams } from "./header.js";
+import { RejectedInput } from "../errors.js";
+import { recordCacheAnswers } from "../accept/answers.js";
+import { hasBatchApi } from "../accept/batchLane.js";
+import type { DedupAnswer, DedupContext } from "../accept/dedupHook.js";
+import { enqueueStoredItems } from "../accept/parcels.js";
+import { newJobId, queueFor, resolveRoute } from "../accept/resolve.js";
+import { readHeader } from "./header.js";
 import { splitLines } from "./lines.js";
 import type { HashedBody } from "./hashed.js";
-import { hasBatchApi, type BatchLaneApi } from "./lane.js";
 
 export interface LineError {
   /** 1-based line number in the body (the header is line 1). */
@@ -56,12 +60,13 @@ export interface IngestReport {
   bytes: number;
 }
 
-export interface IngestOptions {
+/** A bulk body to accept. */
+export interface BodySubmission {
+  body: AsyncIterable<Buffer | string>;
   /** The caller's tenant (API key). Absent for inbox files, whose header names the tenant. */
-  tenantId?: string;
-  lane?: BatchLaneApi;
+  tenantId?: string | undefined;
   /** The request's Idempotency-Key; `body` is the source itself, hashing every byte. */
-  idempotency?: { key: string; ttlHours: number; body: HashedBody };
+  idempotency?: { key: string; ttlHours: number; body: HashedBody } | undefined;
   /** Called after each chunk is stored (progress logs). */
   onChunk?: (p: { lines: number; accepted: number; rejected: number; bytes: number }) => void;
 }
@@ -79,58 +84,21 @@ interface Pending {
   text: string;
 }
 
-export async function ingestBulk(ctx: ApiContext, source: AsyncIterable<Buffer | string>, opts: IngestOptions): Promise<IngestReport> {
+export async function ingestBody(ctx: ApiContext, input: BodySubmission): Promise<IngestReport> {
   const env = ctx.env;
   const maxErrors = env.SIEVE_BULK_MAX_REPORTED_ERRORS;
-  const itemSchema = Item({ maxItems: Number.MAX_SAFE_INTEGER, maxTextChars: env.SIEVE_MAX_TEXT_CHARS });
-  const lines = splitLines(source, maxLineBytes(env.SIEVE_MAX_TEXT_CHARS));
+  const itemSchema = Item({ maxTextChars: env.SIEVE_MAX_TEXT_CHARS });
+  const lines = splitLines(input.body, maxLineBytes(env.SIEVE_MAX_TEXT_CHARS));
 
-  // --- Header --------------------------------------------------------------------------------
-  let headerLine: { no: number; text: string } | undefined;
-  let bytes = 0;
-  for (;;) {
-    const next = await lines.next();
-    if (next.done) break;
-    bytes += next.value.bytes + 1;
-    if (next.value.tooLong) throw headerError(next.value.no, "header: line too long");
-    if (next.value.text.trim() === "") continue;
-    headerLine = next.value;
-    break;
-  }
-  if (!headerLine) throw new HttpError(400, "invalid_request", "body: empty; expected a header line, then one item per line", [{ line: 1, field: "header", message: "missing" }]);
-  let rawHeader: unknown;
-  try {
-    rawHeader = JSON.parse(headerLine.text);
-  } catch {
-    throw headerError(headerLine.no, "header: not valid JSON");
-  }
-  refuseAutoLane(rawHeader, headerLine.no);
-  const unstorable = findUnstorable(rawHeader);
-  if (unstorable) {
-    throw new HttpError(400, "invalid_request", `header (line ${headerLine.no}): ${unstorable.field}: ${unstorable.message}`, [{ line: headerLine.no, ...unstorable }]);
-  }
-  const parsed = opts.tenantId ? BulkHeader.safeParse(rawHeader) : InboxHeader.safeParse(rawHeader);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => ({
-      line: headerLine!.no,
-      field: i.code === "unrecognized_keys" ? i.keys.map((k) => fieldPath([...i.path, k])).join(",") : fieldPath(i.path),
-      message: i.code === "unrecognized_keys" ? "unknown field" : i.message,
-    }));
-    const first = issues[0]!;
-    throw new HttpError(400, "invalid_request", `header (line ${first.line}): ${first.field}: ${first.message}`, issues.slice(0, 20));
-  }
-  const header = parsed.data;
-  const tenantId: string = opts.tenantId ?? (header as { tenant?: string }).tenant ?? "";
-  if (!opts.tenantId && !(await tenantExists(ctx.db, tenantId))) {
-    throw new HttpError(400, "invalid_request", `header (line ${headerLine.no}): tenant: "${tenantId}" is not a known tenant`, [{ line: headerLine.no, field: "tenant", message: "unknown tenant" }]);
-  }
-  const params: TaskParams = headerParams(header);
-  const route = resolveRoute(ctx, params, header.provider, header.model);
-  let lane = header.lane;
+  const { header, bytes: headerBytes } = await readHeader(ctx, lines, input.tenantId);
+  let bytes = headerBytes;
+  const { tenantId, params, options } = header;
+  const route = resolveRoute(ctx, params, options.provider, options.model);
+  let lane = options.lane;
   let notice: string | undefined;
   if (lane === "batch") {
-    if (!opts.lane) {
-      throw new HttpError(400, "invalid_request", 'lane: the batch lane is not enabled on this server (SIEVE_BATCH_LANE); use "realtime"', [{ line: headerLine.no, field: "lane", message: "not enabled" }]);
+    if (!ctx.batchLane) {
+      throw new RejectedInput('lane: the batch lane is not enabled on this server (SIEVE_BATCH_LANE); use "realtime"', [{ line: header.line, field: "lane", message: "not enabled" }]);
     }
     if (!hasBatchApi(route.provider)) {
       // docs/batch-lane.md: vLLM has no batch API and no batch discount: its items go through the
@@ -139,12 +107,11 @@ export async function ingestBulk(ctx: ApiContext, source: AsyncIterable<Buffer |
       notice = `provider ${route.provider} has no batch API: the items go through the realtime lane`;
     }
   }
-  const queue = ctx.queues.get(route.provider);
-  if (lane === "realtime" && !queue) throw new HttpError(503, "unavailable", `no queue for provider ${route.provider}`);
+  if (lane === "realtime") queueFor(ctx, route);
 
-  const key = batchKey({ tenantId, params, provider: route.provider, model: route.model, lane, mixTenants: env.SIEVE_MIX_TENANTS });
-  const jobId = `job_${randomUUID().replaceAll("-", "")}`;
-  const idem = opts.idempotency;
+  const key = batchKeyFor(env, { tenantId, params }, route, lane);
+  const jobId = newJobId();
+  const idem = input.idempotency;
   await createBulkJob(
     ctx.db,
     {
@@ -157,16 +124,14 @@ export async function ingestBulk(ctx: ApiContext, source: AsyncIterable<Buffer |
       model: route.model,
       promptVersion: promptVersionOf(params),
       batchKey: key,
-      cacheOptions: header.cache ?? null,
+      cacheOptions: options.cache ?? null,
     },
     idem ? { key: idem.key, route: "bulk", requestHash: null, ttlHours: idem.ttlHours } : undefined,
   );
   const log = ctx.log.child({ jobId, tenantId, lane, provider: route.provider });
-  // Semantic lookups embed every text on the CPU (tens of items/s with the embedded model): a
-  // bulk upload uses them only when its header asks (cache.semantic: true); the exact cache is free.
-  // The learned cache (docs/quality.md) serves realtime requests only: bulk neither uses nor teaches it.
-  const dctx: DedupContext = { tenantId, params, route, cache: { mode: "use", ...header.cache, semantic: header.cache?.semantic ?? false, learned: false } };
-  const useDedup = ctx.dedup && header.cache?.mode !== "bypass" ? ctx.dedup : undefined;
+  // A bulk body's cache policy: semantic lookups only when its header asks, never the learned cache (dedup/policy.ts).
+  const dctx: DedupContext = { tenantId, params, route, policy: resolveCachePolicy(env, params.task, options.cache, "bulk") };
+  const useDedup = ctx.dedup && dctx.policy.mode !== "bypass" ? ctx.dedup : undefined;
 
   const report: IngestReport = { jobId, lane, provider: route.provider, model: route.model, lines: 0, accepted: 0, rejected: 0, cached: 0, parcels: 0, errors: [], tenantId, bytes: 0, ...(notice ? { notice } : {}) };
   const reject = (e: LineError) => {
@@ -181,7 +146,7 @@ export async function ingestBulk(ctx: ApiContext, source: AsyncIterable<Buffer |
   const flush = async () => {
     if (chunk.length === 0) return;
     const rows: BulkItemRow[] = chunk.map((p) => ({ seq: p.seq, externalId: p.id, text: p.text }));
-    let answers = new Map<number, { output: unknown; cache: "exact" | "semantic" | "coalesced" | "learned"; source?: unknown; savedUsd?: number }>();
+    let answers = new Map<number, DedupAnswer>();
     if (useDedup) {
       const found = await useDedup.lookup(chunk.map((p) => ({ id: p.id, text: p.text })), dctx);
       found.cacheKeys.forEach((k, i) => {
@@ -198,14 +163,12 @@ export async function ingestBulk(ctx: ApiContext, source: AsyncIterable<Buffer |
     }
     report.accepted += inserted.length;
     if (answers.size > 0) {
-      const hits = [...answers.entries()].flatMap(([idx, a]) => {
+      const hits = [...answers].flatMap(([idx, answer]) => {
         const itemId = idBySeq.get(chunk[idx]!.seq);
-        if (itemId === undefined) return [];
-        return [{ itemId, jobId, tenantId, status: "ok" as const, output: a.output, cache: a.cache, cacheSource: a.source ?? null, provider: route.provider, model: route.model, savedUsd: a.savedUsd ?? 0 }];
+        return itemId === undefined ? [] : [{ itemId, answer }];
       });
-      await recordOutcome(ctx.db, null, hits);
+      await recordCacheAnswers(ctx, { jobId, tenantId, route }, hits);
       report.cached += hits.length;
-      for (const h of hits) metrics.itemsFinished.inc({ status: "ok", cache: h.cache });
     }
     if (lane === "batch" && !queueInSameStatement) {
       const answered = new Set([...answers.keys()].map((i) => chunk[i]!.seq));
@@ -213,7 +176,7 @@ export async function ingestBulk(ctx: ApiContext, source: AsyncIterable<Buffer |
     }
     chunk = [];
     idsInChunk.clear();
-    opts.onChunk?.({ lines: report.lines, accepted: report.accepted, rejected: report.rejected, bytes });
+    input.onChunk?.({ lines: report.lines, accepted: report.accepted, rejected: report.rejected, bytes });
   };
 
   try {
@@ -270,7 +233,7 @@ export async function ingestBulk(ctx: ApiContext, source: AsyncIterable<Buffer |
 
   if (report.accepted === 0) {
     await deleteJob(ctx.db, jobId).catch(() => {});
-    throw new HttpError(400, "no_valid_items", `body: no valid item line (${report.rejected} rejected)`, report.errors.slice(0, 20) as unknown as Array<Record<string, unknown>>);
+    throw new RejectedInput(`body: no valid item line (${report.rejected} rejected)`, report.errors.slice(0, 20) as unknown as Array<Record<string, unknown>>, "no_valid_items");
   }
   metrics.itemsSubmitted.inc({ task: params.task, lane }, report.accepted);
   if (report.cached > 0) await setCachedCount(ctx.db, jobId, report.cached);
@@ -279,13 +242,13 @@ export async function ingestBulk(ctx: ApiContext, source: AsyncIterable<Buffer |
   const keyDone = idem ? { idempotency: { requestHash: idem.body.digest(), response: bulkAnswer(report) } } : {};
   if (lane === "batch") {
     await finishBulkJob(ctx.db, jobId, report.accepted, { enqueued: true, ...keyDone });
-    await opts.lane!.kick().catch((e) => log.warn({ err: coerceError(e).message }, "could not kick the batch packer; its next tick packs the items"));
+    await ctx.batchLane!.kick().catch((e) => log.warn({ err: coerceError(e).message }, "could not kick the batch packer; its next tick packs the items"));
   } else {
     // enqueued=false until every parcel is in Redis: if this process dies now, the sweeper
     // enqueues what is left (its query only looks at "pending" jobs, which this one now is).
     await finishBulkJob(ctx.db, jobId, report.accepted, { enqueued: false, ...keyDone });
     try {
-      report.parcels = await enqueueRealtime(ctx, { jobId, tenantId, params, route, key, dctx, useDedup: !!useDedup });
+      report.parcels = await enqueueStoredItems(ctx, { jobId, tenantId, params, route, batchKey: key }, useDedup ? dctx : undefined);
       await markEnqueued(ctx.db, jobId, report.parcels);
     } catch (e) {
       log.warn({ err: coerceError(e).message }, "bulk job stored but not fully enqueued; the sweeper will enqueue the rest");
@@ -309,26 +272,4 @@ export function bulkAnswer(out: IngestReport) {
     ...(out.notice ? { notice: out.notice } : {}),
     links: { self: `/v1/jobs/${out.jobId}`, results: `/v1/jobs/${out.jobId}/results` },
   };
-}
-
-function headerError(line: number, message: string): HttpError {
-  return new HttpError(400, "invalid_request", `${message} (line ${line}); the first line must be a JSON object with the task parameters`, [{ line, field: "header", message }]);
-}
-
-/**
- * `lane: "auto"` (and its `deadline`) is not offered for bulk bodies (docs/gpu-lane.md, "Bulk
- * uploads and lane auto"): the router plans a request's lanes from its item count before anything
- * is stored, and refuses an unmeetable deadline with nothing written; a bulk body is stored and
- * queued as it streams, its count known only at its last line.
- */
-export function refuseAutoLane(rawHeader: unknown, line: number): void {
-  if (typeof rawHeader !== "object" || rawHeader === null) return;
-  const h = rawHeader as { lane?: unknown; deadline?: unknown };
-  const why = 'is not available for bulk uploads (the lane router plans a request from its item count before storing anything; a bulk body streams); use "batch" or "realtime", or POST /v1/jobs with lane "auto"';
-  if (h.lane === "auto") {
-    throw new HttpError(400, "invalid_request", `header (line ${line}): lane: "auto" ${why}`, [{ line, field: "lane", message: '"auto" is not available for bulk uploads' }]);
-  }
-  if (h.deadline !== undefined) {
-    throw new HttpError(400, "invalid_request", `header (line ${line}): deadline: only with lane "auto", which ${why}`, [{ line, field: "deadline", message: "not available for bulk uploads" }]);
-  }
 }

@@ -11,9 +11,8 @@ import { Router, type NextFunction, type Request, type Response } from "express"
 import { HttpError } from "@sieve/shared";
 import { updateBatch, type ProviderBatchRow } from "@sieve/shared/db/ops/batchLane";
 import { getBatchForTenant, listBatchesForTenant, requestOutcomes } from "@sieve/shared/db/ops/batchViews";
-import type { ApiContext } from "../context.js";
+import type { ApiContext, BatchLaneApi } from "../context.js";
 import { tenantOf } from "../auth.js";
-import type { BatchLaneApi } from "../bulk/lane.js";
 
 const wrap = (fn: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) => fn(req, res).catch(next);
 

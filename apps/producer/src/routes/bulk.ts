@@ -14,12 +14,13 @@ import { getJob } from "@sieve/shared/db/ops/jobs";
 import { IdempotencyKeyTaken, findIdempotencyKey, type IdempotencyRow } from "@sieve/shared/db/ops/idempotency";
 import type { ApiContext } from "../context.js";
 import { tenantOf } from "../auth.js";
-import { bulkAnswer, ingestBulk } from "../bulk/ingest.js";
+import { acceptJob } from "../accept/acceptJob.js";
+import { bulkAnswer } from "../bulk/ingest.js";
 import { HashedBody } from "../bulk/hashed.js";
-import type { BatchLaneApi } from "../bulk/lane.js";
 import { checkReplay, idempotencyKeyOf, markReplayed } from "../idempotency.js";
+import { asHttp } from "./httpErrors.js";
 
-export function bulkRouter(ctx: ApiContext, lane: BatchLaneApi | undefined): Router {
+export function bulkRouter(ctx: ApiContext): Router {
   const r = Router();
   r.post("/v1/bulk", (req: Request, res: Response, next: NextFunction) => {
     let body: HashedBody | undefined;
@@ -27,10 +28,9 @@ export function bulkRouter(ctx: ApiContext, lane: BatchLaneApi | undefined): Rou
       const { tenantId } = tenantOf(res);
       const key = idempotencyKeyOf(req);
       const ttlHours = ctx.env.SIEVE_IDEMPOTENCY_TTL_HOURS;
-      const base = { tenantId, ...(lane ? { lane } : {}) };
       body = new HashedBody(req, { hash: key !== undefined });
       if (!key) {
-        res.status(202).json(bulkAnswer(await ingestBulk(ctx, body, base)));
+        res.status(202).json(bulkAnswer(await acceptJob(ctx, { tenantId, body })));
         return;
       }
       const replay = async (prior: IdempotencyRow) => {
@@ -47,7 +47,7 @@ export function bulkRouter(ctx: ApiContext, lane: BatchLaneApi | undefined): Rou
       const prior = await findIdempotencyKey(ctx.db, tenantId, key, ttlHours);
       if (prior) return replay(prior);
       try {
-        res.status(202).json(bulkAnswer(await ingestBulk(ctx, body, { ...base, idempotency: { key, ttlHours, body: body! } })));
+        res.status(202).json(bulkAnswer(await acceptJob(ctx, { tenantId, body, idempotency: { key, ttlHours, body: body! } })));
       } catch (e) {
         // A concurrent upload with the same key claimed it first.
         const winner = e instanceof IdempotencyKeyTaken ? await findIdempotencyKey(ctx.db, tenantId, key, ttlHours) : undefined;
@@ -55,7 +55,7 @@ export function bulkRouter(ctx: ApiContext, lane: BatchLaneApi | undefined): Rou
         throw e;
       }
     })().catch((e: unknown) => {
-      next(e);
+      next(asHttp(e));
       // The client may still be sending. Closing at once would reset the connection and the
       // client could lose this answer ("fetch failed"): read the rest off the connection for a
       // while (a lingering close), then cut it.

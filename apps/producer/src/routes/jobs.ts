@@ -5,7 +5,8 @@ import { IdempotencyKeyTaken, canonicalHash, findIdempotencyKey } from "@sieve/s
 import { jobQuality } from "@sieve/shared/db/ops/quality";
 import type { ApiContext } from "../context.js";
 import { tenantOf } from "../auth.js";
-import { submitJob } from "../submit.js";
+import { acceptJob } from "../accept/acceptJob.js";
+import { asHttp } from "./httpErrors.js";
 import { itemJson, jobJson } from "../views.js";
 import { checkReplay, idempotencyKeyOf, markReplayed } from "../idempotency.js";
 
@@ -37,7 +38,8 @@ function intParam(raw: unknown, field: string, def: number, min: number, max: nu
   return n;
 }
 
-const wrap = (fn: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) => fn(req, res).catch(next);
+/** Express handler from an async one; a domain error becomes its HTTP answer (httpErrors.ts). */
+const wrap = (fn: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) => fn(req, res).catch((e: unknown) => next(asHttp(e)));
 
 export function jobsRouter(ctx: ApiContext): Router {
   const r = Router();
@@ -112,15 +114,11 @@ export function jobsRouter(ctx: ApiContext): Router {
       if (await replay()) return;
       let out;
       try {
-        out = await submitJob(ctx, {
+        out = await acceptJob(ctx, {
           tenantId,
           params: taskParamsOf(body),
+          options: { provider: body.provider, model: body.model, lane: body.lane, deadline: body.deadline, cache: body.cache },
           items: body.items,
-          provider: body.provider,
-          model: body.model,
-          lane: body.lane,
-          deadline: body.deadline,
-          cache: body.cache,
           ...(key ? { idempotency: { key, route: "jobs" as const, requestHash, ttlHours } } : {}),
         });
       } catch (e) {

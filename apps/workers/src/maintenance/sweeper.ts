@@ -5,7 +5,7 @@
  * items that still have no result. Safe to run anywhere and often: results are idempotent.
  */
 import type { Queue } from "bullmq";
-import { batchKey, countTokens, type Db, type Env, type Logger, type Parcel, type ProviderName, TaskParams, parcelJobId } from "@sieve/shared";
+import { TaskParams, batchKeyFor, buildParcel, parcelJobId, repairParcelId, repairParcelJobOptions, type Db, type Env, type Logger, type ProviderName } from "@sieve/shared";
 import { markEnqueued, pendingItemsOfJob, staleJobs, type JobRow } from "@sieve/shared/db/ops/jobs";
 import { purgeIdempotencyKeys } from "@sieve/shared/db/ops/idempotency";
 import { interruptStaleCalls } from "@sieve/shared/db/ops/results";
@@ -58,7 +58,7 @@ export async function sweepOnce(opts: SweepOptions): Promise<{ repaired: number;
         Array.from({ length: job.parcelCount }, (_, i) => Promise.all(queues.map((q) => q.getJobState(parcelJobId(job.id, i))))),
       );
       if (states.flat().some((s) => LIVE_STATES.has(s))) continue;
-      const repairStates = await Promise.all(queues.map((q) => q.getJobState(`${job.id}-repair`)));
+      const repairStates = await Promise.all(queues.map((q) => q.getJobState(repairParcelId(job.id))));
       if (repairStates.some((s) => LIVE_STATES.has(s))) continue;
     }
     let pending = await pendingItemsOfJob(opts.db, job.id, { skipBatchLane: job.lane === "auto" });
@@ -77,34 +77,30 @@ export async function sweepOnce(opts: SweepOptions): Promise<{ repaired: number;
       const r = it.route && job.lane === "auto" ? it.route : `${job.provider}:${job.model}`;
       byRoute.set(r, [...(byRoute.get(r) ?? []), it]);
     }
-    for (const [route, items] of byRoute) {
-      const [provider, ...rest] = route.split(":");
+    for (const [routeText, items] of byRoute) {
+      const [provider, ...rest] = routeText.split(":");
       const tier = rest.at(-1) === "flex" ? "flex" : undefined;
       const model = (tier ? rest.slice(0, -1) : rest).join(":");
       const q = opts.queues.get(provider as ProviderName);
       if (!q) continue;
+      const route = { provider: provider as ProviderName, model };
       const sameAsJob = provider === job.provider && model === job.model && !tier;
-      const parcel: Parcel = {
-        jobId: job.id,
-        tenantId: job.tenantId,
-        batchKey: sameAsJob && job.lane !== "auto" ? job.batchKey : batchKey({ tenantId: job.tenantId, params, provider: provider as ProviderName, model, lane: tier ?? "realtime", mixTenants: opts.env.SIEVE_MIX_TENANTS }),
-        provider: provider as ProviderName,
-        model,
-        params,
-        items: items.map((it) => ({ itemId: it.id, text: it.text, tokens: countTokens(it.text), ...(leading.has(it.id) ? { cacheKey: it.cacheKey!, lead: true } : {}) })),
-        enqueuedAt: Date.now(),
-        ...(tier ? { tier } : {}),
-        ...(job.deadlineAt ? { deadlineAt: job.deadlineAt.getTime() } : {}),
-      };
+      // No cache policy: a repair parcel's answers are not written to the caches; a leader's still releases its followers.
+      const parcel = buildParcel(
+        {
+          jobId: job.id,
+          tenantId: job.tenantId,
+          batchKey: sameAsJob && job.lane !== "auto" ? job.batchKey : batchKeyFor(opts.env, { tenantId: job.tenantId, params }, route, tier ?? "realtime"),
+          route,
+          params,
+          tier,
+          deadlineAt: job.deadlineAt ? job.deadlineAt.getTime() : undefined,
+        },
+        items.map((it) => ({ id: it.id, text: it.text, ...(leading.has(it.id) ? { cacheKey: it.cacheKey!, lead: true } : {}) })),
+      );
       // Remove a finished repair parcel of an earlier sweep so its id can be reused.
-      await q.remove(`${job.id}-repair`).catch(() => 0);
-      await q.add("parcel", parcel, {
-        jobId: `${job.id}-repair`,
-        attempts: opts.env.SIEVE_MAX_ATTEMPTS,
-        backoff: { type: "exponential", delay: opts.env.SIEVE_RETRY_BASE_MS },
-        removeOnComplete: { age: 3_600 },
-        removeOnFail: { age: 7 * 24 * 3_600 },
-      });
+      await q.remove(repairParcelId(job.id)).catch(() => 0);
+      await q.add("parcel", parcel, repairParcelJobOptions(opts.env, job.id));
     }
     if (!job.enqueued) await markEnqueued(opts.db, job.id, 0);
     repaired++;

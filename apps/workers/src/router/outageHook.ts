@@ -5,7 +5,7 @@
  */
 import type { Job, Queue } from "bullmq";
 import { sql } from "drizzle-orm";
-import { batchKey, coerceError, type Db, type Env, type Logger, type Parcel, type ProviderError, type ProviderName, type Route } from "@sieve/shared";
+import { batchKeyFor, coerceError, type Db, type Env, type Logger, type Parcel, type ProviderError, type ProviderName, type Route } from "@sieve/shared";
 import { CircuitBreaker, outageDecision } from "./outage.js";
 import type { SharedBreakers } from "./sharedBreakers.js";
 
@@ -79,7 +79,7 @@ export class OutagePolicy {
       ...parcel,
       provider: route.provider,
       model: route.model,
-      batchKey: batchKey({ tenantId: parcel.tenantId, params: parcel.params, provider: route.provider, model: route.model, lane: "realtime", mixTenants: this.o.env.SIEVE_MIX_TENANTS }),
+      batchKey: batchKeyFor(this.o.env, parcel, route, "realtime"),
       outage,
     };
     delete moved.tier;

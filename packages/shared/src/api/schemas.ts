@@ -21,7 +21,8 @@ export const ItemId = z
   .max(128, "at most 128 characters")
   .regex(/^[\x21-\x7E]+$/, "printable ASCII without spaces");
 
-export function Item(limits: RequestLimits) {
+/** One item: the count limit (`maxItems`) is the request's, applied to its `items` array only. */
+export function Item(limits: Pick<RequestLimits, "maxTextChars">) {
   return z.strictObject({
     id: ItemId,
     text: z
@@ -52,20 +53,27 @@ export const CacheOptions = z.strictObject({
 });
 export type CacheOptions = z.infer<typeof CacheOptions>;
 
-const Common = {
+const Lane = z.enum(["realtime", "batch", "auto"]);
+
+/**
+ * The options of a request besides its task parameters and items, defined once: the fields of
+ * POST /v1/jobs and of a bulk body's header line.
+ */
+export const RequestOptions = z.object({
   provider: z.enum(PROVIDERS).optional(),
   model: z.string().min(1).max(128).optional(),
   /** "auto": the lane router picks the cheapest lane that meets `deadline` per item (docs/gpu-lane.md). */
-  lane: z.enum(["realtime", "batch", "auto"]).default("realtime"),
+  lane: Lane.default("realtime"),
   /** ISO 8601 duration from now (PT10S, PT1H, P1D) or timestamp with a time zone. Parsed at submit. */
   deadline: z.string().min(1, "must not be empty").max(64, "at most 64 characters").optional(),
   cache: CacheOptions.optional(),
-};
+});
+export type RequestOptions = z.infer<typeof RequestOptions>;
 
 function withItems<T extends z.ZodRawShape>(shape: T, limits: RequestLimits) {
   return z.strictObject({
     ...shape,
-    ...Common,
+    ...RequestOptions.shape,
     items: z
       .array(Item(limits))
       .min(1, "at least one item is required")
@@ -101,8 +109,31 @@ export function JobRequest(limits: RequestLimits) {
 }
 export type JobRequest = z.infer<ReturnType<typeof JobRequest>>;
 
-/** The task parameters of a request (what goes into prompts and batch keys). */
-export function taskParamsOf(req: JobRequest): TaskParams {
+/**
+ * The first line of a bulk body (POST /v1/bulk): the task parameters and the request options,
+ * exactly the fields of POST /v1/jobs minus `items`. Lane "auto" and `deadline` are refused before
+ * this schema is applied (apps/producer/src/bulk/header.ts). Default lane: "realtime", as on /v1/jobs.
+ */
+const BulkOptions = { ...RequestOptions.shape, lane: Lane.exclude(["auto"]).default("realtime") };
+export const BulkHeader = z.discriminatedUnion(
+  "task",
+  [z.strictObject({ ...ClassifyParams.shape, ...BulkOptions }), z.strictObject({ ...TranslateParams.shape, ...BulkOptions })],
+  { error: () => `must be one of: ${TASK_NAMES.join(", ")}` },
+);
+export type BulkHeader = z.infer<typeof BulkHeader>;
+
+const Tenant = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "1-64 characters of A-Z a-z 0-9 _ -");
+
+/** The header of an inbox file (the nightly bulk run): a bulk header that also names its tenant. */
+export const InboxHeader = z.discriminatedUnion(
+  "task",
+  [z.strictObject({ ...ClassifyParams.shape, ...BulkOptions, tenant: Tenant }), z.strictObject({ ...TranslateParams.shape, ...BulkOptions, tenant: Tenant })],
+  { error: () => `must be one of: ${TASK_NAMES.join(", ")}` },
+);
+export type InboxHeader = z.infer<typeof InboxHeader>;
+
+/** The task parameters of a request or a bulk header (what goes into prompts and batch keys), without its other fields. */
+export function taskParamsOf(req: TaskParams): TaskParams {
   if (req.task === "classify") {
     return ClassifyParams.parse({ task: "classify", labels: req.labels, labelDescriptions: req.labelDescriptions, instructions: req.instructions });
   }

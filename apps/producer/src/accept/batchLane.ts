@@ -1,32 +1,20 @@
 /**
- * The API side of the batch lane (`ctx.batchLane`): queue a new batch-lane job's items in Postgres
- * (batch_items) and kick the packer. Nothing per item goes to Redis: one deduplicated "pack" job.
+ * The API side of the batch lane (`ctx.batchLane`): queue a stored batch-lane job's items in
+ * Postgres (batch_items) and kick the packer. Nothing per item goes to Redis: one deduplicated
+ * "pack" job. A provider without a batch API gets its jobs' items as realtime parcels instead.
  */
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { eq } from "drizzle-orm";
-import { BATCH_LANE_QUEUE, PACK_KICK_ID, TaskParams, batchKey, coerceError, type Db, type Env, type Logger, type ProviderName } from "@sieve/shared";
+import { BATCH_LANE_QUEUE, PACK_KICK_ID, TaskParams, batchKeyFor, coerceError, type Db, type Env, type Logger, type ProviderName } from "@sieve/shared";
 import { jobs } from "@sieve/shared/db/schema/index";
 import { enqueueJobItems, moveJobToRealtime } from "@sieve/shared/db/ops/batchLane";
-import type { ApiContext } from "../context.js";
-import { enqueueRealtime } from "./parcels.js";
+import type { ApiContext, BatchLaneApi } from "../context.js";
+import { enqueueStoredItems } from "./parcels.js";
 
 /** Providers with a batch API (vLLM has none: docs/providers.md). */
 export function hasBatchApi(provider: ProviderName): boolean {
   return provider === "openai" || provider === "anthropic";
-}
-
-export interface BatchLaneApi {
-  /**
-   * A batch-lane job was stored (submit.ts). Queues its items without a result (only `itemIds` when
-   * given) and kicks the packer. vLLM jobs are moved to the realtime lane (docs/batch-lane.md).
-   */
-  notify(jobId: string, itemCount: number, itemIds?: number[]): Promise<void>;
-  /** Asks the packer to run now (deduplicated: a burst of submits causes one run). */
-  kick(): Promise<void>;
-  /** Asks the lifecycle poller to run now (after a cancel request). */
-  kickPoll(): Promise<void>;
-  close(): Promise<void>;
 }
 
 export function createBatchLane(deps: { env: Env; db: Db; connection: Redis; log: Logger; ctx: () => ApiContext }): BatchLaneApi {
@@ -44,18 +32,11 @@ export function createBatchLane(deps: { env: Env; db: Db; connection: Redis; log
       if (!job) return;
       const provider = job.provider as ProviderName;
       if (!hasBatchApi(provider)) {
-        const ctx = deps.ctx();
         const params = TaskParams.parse(job.params);
-        const key = batchKey({ tenantId: job.tenantId, params, provider, model: job.model, lane: "realtime", mixTenants: deps.env.SIEVE_MIX_TENANTS });
-        const parcels = await enqueueRealtime(ctx, {
-          jobId,
-          tenantId: job.tenantId,
-          params,
-          route: { provider, model: job.model },
-          key,
-          dctx: { tenantId: job.tenantId, params, route: { provider, model: job.model }, cache: undefined },
-          useDedup: false,
-        });
+        const route = { provider, model: job.model };
+        const key = batchKeyFor(deps.env, { tenantId: job.tenantId, params }, route, "realtime");
+        // No dedup context: no in-flight claims, and the parcels carry no cache policy (their answers are not cached).
+        const parcels = await enqueueStoredItems(deps.ctx(), { jobId, tenantId: job.tenantId, params, route, batchKey: key }, undefined);
         await moveJobToRealtime(deps.db, jobId, key, parcels);
         deps.log.info({ jobId, provider, parcels }, "batch-lane job moved to the realtime lane: the provider has no batch API");
         return;

@@ -4,7 +4,6 @@
  * (Redis, router/laneStats.ts), its backlog from the vLLM queue. docs/gpu-lane.md.
  */
 import {
-  HttpError,
   ROUTER_DEFAULTS,
   batchPolicy,
   costUsd,
@@ -20,7 +19,8 @@ import {
   type RouterConfig,
   type TaskParams,
 } from "@sieve/shared";
-import type { ApiContext } from "./context.js";
+import type { ApiContext } from "../context.js";
+import { DeadlineUnmeetable } from "../errors.js";
 
 export interface RoutedSegment {
   lane: Exclude<Lane, "cache">;
@@ -92,7 +92,7 @@ export async function routeAuto(ctx: ApiContext, params: TaskParams, texts: read
   if (prices) cfg.costPerItem = prices;
   const plan = planLanes(n, deadlineMs, cfg);
   if (!plan.ok) {
-    throw new HttpError(422, "deadline_unmeetable", `deadline: ${plan.reason}`, [{ field: "deadline", message: "cannot be met by any lane" }]);
+    throw new DeadlineUnmeetable(`deadline: ${plan.reason}`, [{ field: "deadline", message: "cannot be met by any lane" }]);
   }
   return plan.segments.map((seg) => {
     switch (seg.lane) {
