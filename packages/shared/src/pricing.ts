@@ -68,3 +68,17 @@ export function costUsd(table: PriceTable, model: string, usage: TokenUsage, lan
     (plain * p.input + cached * (p.cachedInput ?? p.input) + written * (p.cacheWrite ?? p.input) + usage.outputTokens * p.output) / 1_000_000;
   return { usd: lane === "batch" || lane === "flex" ? usd * BATCH_DISCOUNT : usd, priced: true };
 }
+
+/**
+ * A call's cost shared among its `n` items so that the shares, as stored (8 decimals), add up
+ * EXACTLY to the call's cost as stored: the cost in units of 1e-8 USD is divided, and the remainder
+ * goes one unit each to the first items. (Dividing and rounding each share separately drifts by up
+ * to n/2 units per call, and /v1/usage would then disagree with the ledger.)
+ */
+export function shareCost(usd: number, n: number): number[] {
+  if (n <= 0) return [];
+  const units = Math.round(Number(usd.toFixed(8)) * 1e8);
+  const base = Math.floor(units / n);
+  const rest = units - base * n;
+  return Array.from({ length: n }, (_, i) => (base + (i < rest ? 1 : 0)) / 1e8);
+}

@@ -10,7 +10,7 @@
  * - The answer is validated per id (`validateResults`): valid outputs become "ok" rows, priced
  *   per item; ids missing, duplicated or invalid are returned as failed, with why.
  */
-import { ProviderError, coerceError, costUsd, countChatTokens, countTokens, renderPrompt, validateResults, type ItemFailureReason, type PriceTable, type TaskParams, type ProviderName, type NewResult, type ValidatedOutput } from "@sieve/shared";
+import { ProviderError, coerceError, costUsd, shareCost, countChatTokens, countTokens, renderPrompt, validateResults, type ItemFailureReason, type PriceTable, type TaskParams, type ProviderName, type NewResult, type ValidatedOutput } from "@sieve/shared";
 import type { Db } from "@sieve/shared";
 import { openLlmCall, type NewLlmCall } from "@sieve/shared/db/ops/results";
 import type { LlmProvider, StructuredCallResult } from "../providers/types.js";
@@ -95,11 +95,11 @@ export async function callOnce(ctx: CallContext, arrived: BatchItem[]): Promise<
   const served = res.servedBy ?? { provider: providerName, model: ctx.model };
   const lane = ctx.lane === "flex" && res.servedTier === "default" ? "realtime" : ctx.lane;
   const cost = costUsd(ctx.prices, served.model, res.usage, lane);
-  const perItem = batch.length > 0 ? cost.usd / batch.length : 0;
+  const shares = shareCost(cost.usd, batch.length);
   const ok: NewResult[] = [];
   for (const [id, output] of validated.ok) {
     const it = byId.get(id)!;
-    ok.push({ itemId: it.itemId, jobId: it.jobId, tenantId: it.tenantId, status: "ok", output, provider: served.provider, model: served.model, costUsd: perItem });
+    ok.push({ itemId: it.itemId, jobId: it.jobId, tenantId: it.tenantId, status: "ok", output, provider: served.provider, model: served.model, costUsd: shares[ok.length]! });
   }
   const failed = [...validated.failed].map(([id, f]) => ({ item: byId.get(id)!, reason: f.reason, message: f.message }));
   const firstFailure = failed[0];

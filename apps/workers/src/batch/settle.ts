@@ -16,7 +16,7 @@
  * "missing" after the batch's end. A batch that failed because the provider's enqueued-token limit
  * was reached (OpenAI "fail" mode) gives its items back without counting an attempt.
  */
-import { costUsd, observeLlmCall, validateResults, TaskParams, type NewLlmCall, type NewResult, type TaskParams as TaskParamsT } from "@sieve/shared";
+import { costUsd, shareCost, observeLlmCall, validateResults, TaskParams, type NewLlmCall, type NewResult, type TaskParams as TaskParamsT } from "@sieve/shared";
 import { recordOutcome, type FinishedJob } from "@sieve/shared/db/ops/results";
 import { RollupBatch } from "@sieve/shared/db/ops/rollups";
 import { updateBatch, type ProviderBatchRow } from "@sieve/shared/db/ops/batchLane";
@@ -102,7 +102,7 @@ async function settleChunk(deps: LaneDeps, row: ProviderBatchRow, params: TaskPa
         if (e.kind === "ok") {
           usage = { inputTokens: e.ok.usage.inputTokens, outputTokens: e.ok.usage.outputTokens, cachedInputTokens: e.ok.usage.cachedInputTokens ?? 0, cacheWriteTokens: e.ok.usage.cacheWriteTokens ?? 0 };
           cost = costUsd(deps.prices, row.model, e.ok.usage, "batch").usd;
-          const perItem = e.req.itemIds.length > 0 ? cost / e.req.itemIds.length : 0;
+          const shares = shareCost(cost, e.req.itemIds.length);
           const validated =
             e.ok.answer === undefined
               ? { ok: new Map(), failed: new Map(ids.map((id) => [id, { reason: "unparseable_output", message: e.ok.parseError ?? "unparseable output" }])) }
@@ -113,7 +113,7 @@ async function settleChunk(deps: LaneDeps, row: ProviderBatchRow, params: TaskPa
             if (!it) return; // answered elsewhere meanwhile, or its job was deleted
             const v = validated.ok.get(id);
             if (v !== undefined) {
-              okRows.push({ itemId, jobId: it.jobId, tenantId: it.tenantId, status: "ok", output: v, provider: row.provider, model: row.model, costUsd: perItem });
+              okRows.push({ itemId, jobId: it.jobId, tenantId: it.tenantId, status: "ok", output: v, provider: row.provider, model: row.model, costUsd: shares[k]! });
             } else {
               const f = validated.failed.get(id) ?? { reason: "missing", message: `id ${id} missing from answer` };
               failed.push({ itemId, reason: f.reason, message: f.message });
