@@ -145,6 +145,9 @@ describe("several hosts: a worker host cut off mid-run and brought back", { skip
     lab!.setLink(w1, false);
     const cutAt = await simLog();
     const w1InFlight = cutAt.byRemote[w1.addr]!.inflight;
+    // Transactions w1 had open at the cut keep their row locks until Postgres rolls them back
+    // (SIEVE_PG_IDLE_TX_TIMEOUT_MS, docs/operations.md#a-host-cut-off-mid-transaction).
+    const w1OpenTx = await count(`select count(*)::int as n from pg_stat_activity where client_addr = '${w1.addr}' and xact_start is not null`);
 
     // While it is cut off, the other host finishes everything, w1's parcels included.
     await until("every item to have a result while w1 is cut off", async () => (await count("select count(*)::int as n from items i where not exists (select 1 from results r where r.item_id = i.id)")) === 0, 60_000, 500);
@@ -193,7 +196,7 @@ describe("several hosts: a worker host cut off mid-run and brought back", { skip
     const unrecorded = Math.max(0, final.requestIds.filter((id) => !ids.has(id)).length - ledger.filter((x) => x === null).length);
     assert.equal(unrecorded, 0, "every provider call is in the ledger");
     console.log(
-      `# multihost: w1 had ${w1InFlight} call(s) in flight at the cut and ${w1Unwritten.length} answer(s) it had not written; ` +
+      `# multihost: w1 had ${w1InFlight} call(s) in flight and ${w1OpenTx} transaction(s) open at the cut, and ${w1Unwritten.length} answer(s) it had not written; ` +
         `once back it made ${w1Final.requests - (backAt.byRemote[w1.addr]?.requests ?? 0)} more provider call(s); ` +
         `${callsAfter - callsBefore} llm_calls row(s) were added after the cut-off host came back (late writes), results unchanged; ` +
         `items sent to the provider more than once: ${final.textsResent} (w1 repeating its own: ${w1Final.textsResent})`,

@@ -4,7 +4,7 @@ import { startWorkerHttp, startWorkers } from "@sieve/workers";
 
 const env = parseEnv();
 const log = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
-const dbh = await openDb({ url: env.DATABASE_URL, migrate: false });
+const dbh = await openDb({ url: env.DATABASE_URL, migrate: false, idleInTransactionTimeoutMs: env.SIEVE_PG_IDLE_TX_TIMEOUT_MS });
 const w = await startWorkers({
   env,
   db: dbh.db,

@@ -70,7 +70,7 @@ async function run(log: Logger): Promise<void> {
   }
 
   const dataDir = path.resolve(env.SIEVE_DATA_DIR, "pgdata");
-  const dbh = await openDb({ url: env.DATABASE_URL, dataDir });
+  const dbh = await openDb({ url: env.DATABASE_URL, dataDir, idleInTransactionTimeoutMs: env.SIEVE_PG_IDLE_TX_TIMEOUT_MS });
   shutdown.add("database", () => dbh.close());
   log.info({ database: dbh.kind === "pglite" ? `embedded PGlite at ${dataDir}` : "postgres (DATABASE_URL)" }, "database ready");
   for (const { tenantId, key } of parseBootstrapKeys(env.SIEVE_API_KEYS)) await addApiKey(dbh.db, tenantId, key, "bootstrap");

@@ -42,6 +42,8 @@ export const Env = z
     REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
     /** postgres://... When unset, an embedded PGlite database lives under SIEVE_DATA_DIR. */
     DATABASE_URL: OptStr,
+    /** Postgres rolls back a session of ours idle inside a transaction this long, releasing its locks (a host cut off mid-transaction); 0 = the server's setting (e.g. behind a pooler that rejects startup parameters). @defaultValue 15000 */
+    SIEVE_PG_IDLE_TX_TIMEOUT_MS: Int(15_000),
     /** Where embedded state lives (PGlite data, simulator files). @defaultValue ".sieve" */
     SIEVE_DATA_DIR: z.string().default(".sieve"),
     /** Prefix of every Redis key Sieve writes. @defaultValue "sieve" */

@@ -36,13 +36,32 @@ export interface OpenDbOptions {
   connectTimeoutMs?: number | undefined;
   /** Run migrations on open. @defaultValue true */
   migrate?: boolean | undefined;
+  /**
+   * Postgres ends a session of ours that sits inside a transaction without sending anything for
+   * this long (idle_in_transaction_session_timeout), rolling it back; 0 leaves the server's
+   * setting. See docs/operations.md#a-host-cut-off-mid-transaction. @defaultValue 15000
+   */
+  idleInTransactionTimeoutMs?: number | undefined;
 }
+
+/** Default of OpenDbOptions.idleInTransactionTimeoutMs (and of SIEVE_PG_IDLE_TX_TIMEOUT_MS). */
+export const IDLE_IN_TRANSACTION_TIMEOUT_MS = 15_000;
 
 export async function openDb(opts: OpenDbOptions = {}): Promise<DbHandle> {
   const runMigrations = opts.migrate ?? true;
   if (opts.url) {
     // Without a connect timeout a query waits forever for a server that drops packets.
-    const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 10, connectionTimeoutMillis: opts.connectTimeoutMs ?? 5_000 });
+    // Without an idle-in-transaction timeout, a host cut off between two statements of a
+    // transaction keeps its row locks (a job's counters, a result's key) until the server notices
+    // the dead connection, hours later with default keepalives, and every other worker that
+    // touches those rows waits that long (docs/operations.md#a-host-cut-off-mid-transaction).
+    const idleTx = opts.idleInTransactionTimeoutMs ?? IDLE_IN_TRANSACTION_TIMEOUT_MS;
+    const pool = new pg.Pool({
+      connectionString: opts.url,
+      max: opts.poolSize ?? 10,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 5_000,
+      ...(idleTx > 0 ? { idle_in_transaction_session_timeout: idleTx } : {}),
+    });
     // An idle client erroring (server restart) must not crash the process; the pool replaces it.
     pool.on("error", () => {});
     // pg-pool removes its listener while a client is checked out (a transaction between two
