@@ -78,15 +78,15 @@ export function replayLearned(
   stream.forEach((it, i) => {
     const c = counts[i < half ? 0 : 1]!;
     c.total++;
-    const a = cache.lookup(SCOPE, it.vector);
+    const a = cache.lookup(SCOPE, it.vector, it.text);
     if (a) {
       if (firstAnswerAt < 0) firstAnswerAt = i;
       c.answered++;
       if (a.label !== it.gold) c.wrong++;
-      if (it.llm !== undefined && audit() < opts.auditRate) cache.audit(SCOPE, it.vector, a, it.llm);
+      if (it.llm !== undefined && audit() < opts.auditRate) cache.audit(SCOPE, it.vector, a, it.llm, it.text);
       return;
     }
-    if (it.llm !== undefined) cache.learn(SCOPE, it.vector, it.llm);
+    if (it.llm !== undefined) cache.learn(SCOPE, it.vector, it.llm, it.text);
   });
   const modelSeconds = (performance.now() - t0) / 1000;
   const st = cache.stats(SCOPE);

@@ -74,7 +74,7 @@ export async function createLearnedService(opts: LearnedServiceOptions): Promise
       }
       const vectors = await embedder.embed(texts);
       vectors.forEach((v, i) => {
-        const a = cache.lookup(scope, v);
+        const a = cache.lookup(scope, v, texts[i]);
         if (a) out.set(i, a);
       });
       qualityMetrics.learnedLookups.inc({ task: scopeInput.params.task, outcome: "hit" }, out.size);

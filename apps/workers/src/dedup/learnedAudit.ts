@@ -65,7 +65,7 @@ async function auditLearnedAnswers(opts: LearnedAuditOptions, data: LearnedAudit
     observeLlmCall(call);
     if (agree === null || !llm) continue;
     qualityMetrics.learnedAudits.inc({ task: data.scope.params.task, agree: String(agree) });
-    cache.audit(scope, vectors[i]!, { label: a.label, confidence: a.confidence, threshold: a.threshold }, llm.label);
+    cache.audit(scope, vectors[i]!, { label: a.label, confidence: a.confidence, threshold: a.threshold }, llm.label, a.text);
   }
   const [row] = await queryRows<{ rate: number | null }>(
     db,

@@ -34,7 +34,7 @@ export function startLearnedFillWorker(opts: LearnedFillOptions): Worker {
       const data = LearnedFillJob.parse(job.data);
       const scope = scopeOf(data.scope as CacheScopeInput);
       const vectors = await embedder.embed(data.entries.map((e) => e.text));
-      data.entries.forEach((e, i) => cache.learn(scope, vectors[i]!, e.label));
+      data.entries.forEach((e, i) => cache.learn(scope, vectors[i]!, e.label, e.text));
     },
     { connection: opts.connection, prefix: opts.prefix, concurrency: 1 },
   );

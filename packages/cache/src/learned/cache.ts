@@ -14,7 +14,9 @@
  */
 import type { CacheScope } from "../vector/types.js";
 import { scopeKey } from "../vector/scope.js";
-import { createClassifier, type Classifier, type ClassifierKind, type ClassifierOptions, type Prediction } from "./classifier.js";
+import type { Classifier, ClassifierKind, Prediction } from "./classifier.js";
+import { createClassifier } from "./factory.js";
+import type { HybridOptions } from "./hybrid.js";
 import { ThresholdCalibrator } from "./calibration.js";
 
 export interface LearnedCacheOptions {
@@ -28,7 +30,7 @@ export interface LearnedCacheOptions {
   dimensions: number;
   /** @defaultValue "knn" (bench:quality measured it against "centroid"; docs/quality.md) */
   kind?: ClassifierKind;
-  classifier?: ClassifierOptions;
+  classifier?: HybridOptions;
   /** Level of the bound (1 - delta). @defaultValue 0.05 */
   delta?: number;
   /** See ThresholdCalibrator. @defaultValue 1 */
@@ -72,7 +74,7 @@ interface ScopeModel {
 export class LearnedCache {
   private readonly scopes = new Map<string, ScopeModel>();
   /** The last prediction made by lookup: learn() on the same vector reuses it (one scan, not two). */
-  private last: { vector: ArrayLike<number>; model: ScopeModel; size: number; p: Prediction | undefined } | undefined;
+  private last: { vector: ArrayLike<number>; text: string | undefined; model: ScopeModel; size: number; p: Prediction | undefined } | undefined;
 
   constructor(readonly opts: LearnedCacheOptions) {
     if (!(opts.auditRate >= 0 && opts.auditRate <= 1)) throw new RangeError("auditRate must be in [0, 1]");
@@ -104,14 +106,17 @@ export class LearnedCache {
     return m;
   }
 
-  /** The model's answer when it is warmed up, certified and confident enough; else undefined. */
-  lookup(scope: CacheScope, vector: ArrayLike<number>): LearnedAnswer | undefined {
+  /**
+   * The model's answer when it is warmed up, certified and confident enough; else undefined.
+   * `text` (the item's text) is used by the `hybrid` kind; pass it to learn() and audit() as well.
+   */
+  lookup(scope: CacheScope, vector: ArrayLike<number>, text?: string): LearnedAnswer | undefined {
     const m = this.model(LearnedCache.key(scope), false);
     if (!m || m.classifier.size < this.opts.minExamples) return undefined;
     const threshold = m.calibrator.threshold();
     if (threshold === undefined) return undefined;
-    const p = m.classifier.predict(vector);
-    this.last = { vector, model: m, size: m.classifier.size, p };
+    const p = m.classifier.predict(vector, text);
+    this.last = { vector, text, model: m, size: m.classifier.size, p };
     if (!p || p.confidence < threshold) return undefined;
     m.answered++;
     return { label: p.label, confidence: p.confidence, threshold };
@@ -121,27 +126,27 @@ export class LearnedCache {
    * An LLM label for an item the cache did not answer: first a calibration point (the model's
    * prediction before it learns this example), then a training example.
    */
-  learn(scope: CacheScope, vector: ArrayLike<number>, label: string): void {
+  learn(scope: CacheScope, vector: ArrayLike<number>, label: string, text?: string): void {
     const m = this.model(LearnedCache.key(scope), true)!;
     const l = this.last;
-    const p = l && l.vector === vector && l.model === m && l.size === m.classifier.size ? l.p : m.classifier.predict(vector);
+    const p = l && l.vector === vector && l.text === text && l.model === m && l.size === m.classifier.size ? l.p : m.classifier.predict(vector, text);
     this.last = undefined;
     if (p) m.calibrator.add(p.confidence, p.label === label);
-    m.classifier.add(vector, label);
+    m.classifier.add(vector, label, text);
   }
 
   /**
    * The LLM's answer to an item the cache answered (an audit). It is a calibration point for the
    * region above the threshold (weight 1/auditRate) and a training example.
    */
-  audit(scope: CacheScope, vector: ArrayLike<number>, answer: LearnedAnswer, llmLabel: string): void {
+  audit(scope: CacheScope, vector: ArrayLike<number>, answer: LearnedAnswer, llmLabel: string, text?: string): void {
     const m = this.model(LearnedCache.key(scope), true)!;
     const agree = answer.label === llmLabel;
     m.audited++;
     if (!agree) m.auditDisagreements++;
     // Weight 1, not 1/auditRate: see calibration.ts on why unweighted audits are conservative.
     m.calibrator.add(answer.confidence, agree);
-    m.classifier.add(vector, llmLabel);
+    m.classifier.add(vector, llmLabel, text);
   }
 
   stats(scope: CacheScope): LearnedScopeStats | undefined {
