@@ -35,8 +35,15 @@ const { values: args } = parseArgs({
     banking: { type: "string", default: "3080" },
     workers: { type: "string", default: String(Math.max(1, Math.min(2, os.cpus().length))) },
     "fresh-embeddings": { type: "boolean", default: false },
+    /** Reuse the LLM answers of an earlier run with the same stream and noise (for iterating on the cache replays). */
+    "cached-llm": { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
   },
 });
+if (args.help) {
+  console.log("npm run bench:quality [-- --ag-news N (default 2000; docs use 3000) --banking N --workers N --fresh-embeddings --cached-llm]");
+  process.exit(0);
+}
 const log = (m: string) => console.log(`[bench:quality] ${m}`);
 const started = performance.now();
 
@@ -86,37 +93,53 @@ for (const ds of datasets) {
   log(`  embeddings: ${unique.length} texts (avg ${avgChars} chars) ${emb.fromDisk ? "read from disk; measured when computed:" : "computed:"} ${emb.seconds.toFixed(0)} s on ${args.workers} thread(s), ${(unique.length / emb.seconds).toFixed(0)} texts/s`);
   const vecOf = new Map(unique.map((t, i) => [t, emb.vectors[i]!]));
 
-  const llm = await startReferenceLlm(ds.stream.map((s) => ({ text: s.text, label: s.label })), noise);
-  let single, packed, controlled;
-  try {
-    single = await singleCalls(llm, params, texts, gold);
-    log(`  (a) one call per item: accuracy ${(single.accuracy * 100).toFixed(1)}% (${single.calls} calls)`);
-    packed = await packedCalls(llm, params, texts, gold, MAX_ITEMS);
-    log(`  (a) packed, maxItems ${MAX_ITEMS}: accuracy ${(packed.accuracy * 100).toFixed(1)}% (${packed.calls} calls)`);
-    controlled = await controlledCalls(llm, params, texts, gold, { ceiling: MAX_ITEMS, minItems: 1, ...RECHECK, seed: 5 });
-    log(`  (a) packed + re-check + auto maxItems: accuracy ${(controlled.accuracy * 100).toFixed(1)}% (${controlled.calls} calls incl. ${controlled.rechecks} re-checks; agreement ${((controlled.agreement ?? 0) * 100).toFixed(1)}%; maxItems ${controlled.trace.map(([i, m]) => `${m}@${i}`).join(" -> ")})`);
-  } finally {
-    await llm.close();
+  const llmFile = path.resolve(import.meta.dirname, "../.sieve/bench-cache", `quality-llm-${ds.name}-${createHash("sha256").update(JSON.stringify([texts, noise, MAX_ITEMS, RECHECK])).digest("hex").slice(0, 16)}.json`);
+  let single: Awaited<ReturnType<typeof singleCalls>>, packed: Awaited<ReturnType<typeof packedCalls>>, controlled: Awaited<ReturnType<typeof controlledCalls>>;
+  if (args["cached-llm"] && existsSync(llmFile)) {
+    // JSON writes a missing answer (undefined) as null: read it back as undefined.
+    ({ single, packed, controlled } = JSON.parse(readFileSync(llmFile, "utf8"), (_k, v: unknown) => (v === null ? undefined : v)));
+    log(`  (a) LLM answers read from ${path.basename(llmFile)} (--cached-llm)`);
+  } else {
+    const llm = await startReferenceLlm(ds.stream.map((s) => ({ text: s.text, label: s.label })), noise);
+    try {
+      single = await singleCalls(llm, params, texts, gold);
+      log(`  (a) one call per item: accuracy ${(single.accuracy * 100).toFixed(1)}% (${single.calls} calls)`);
+      packed = await packedCalls(llm, params, texts, gold, MAX_ITEMS);
+      log(`  (a) packed, maxItems ${MAX_ITEMS}: accuracy ${(packed.accuracy * 100).toFixed(1)}% (${packed.calls} calls)`);
+      controlled = await controlledCalls(llm, params, texts, gold, { ceiling: MAX_ITEMS, minItems: 1, ...RECHECK, seed: 5 });
+      log(`  (a) packed + re-check + auto maxItems: accuracy ${(controlled.accuracy * 100).toFixed(1)}% (${controlled.calls} calls incl. ${controlled.rechecks} re-checks; agreement ${((controlled.agreement ?? 0) * 100).toFixed(1)}%; maxItems ${controlled.trace.map(([i, m]) => `${m}@${i}`).join(" -> ")})`);
+    } finally {
+      await llm.close();
+    }
+    writeFileSync(llmFile, JSON.stringify({ single, packed, controlled }));
   }
 
   // (b) caches learn from what the LLM answered in the live configuration (packed + controller).
-  const replay = (llmLabels: Array<string | undefined>): ReplayItem[] =>
-    ds.stream.map((s, i) => ({ text: s.text, gold: s.label, llm: llmLabels[i], vector: vecOf.get(normaliseText(s.text))! }));
-  const noisy = replay(controlled.labels);
-  const singleLabelled = replay(single.labels);
-  const clean = replay(gold);
+  // `alone`: the item's answer asked alone (what audits and adjudications get).
+  const replay = (llmLabels: Array<string | undefined>, alone: Array<string | undefined>): ReplayItem[] =>
+    ds.stream.map((s, i) => ({ text: s.text, gold: s.label, llm: llmLabels[i], alone: alone[i], vector: vecOf.get(normaliseText(s.text))! }));
+  const noisy = replay(controlled.labels, single.labels);
+  const singleLabelled = replay(single.labels, single.labels);
+  const clean = replay(gold, gold);
   const variants: Record<string, ReturnType<typeof replayLearned>> = {};
-  for (const kind of ["knn", "centroid"] as const) {
+  for (const kind of ["knn", "centroid", "hybrid"] as const) {
     for (const [labelsName, items] of [["llm-labels", noisy], ["single-call-labels", singleLabelled], ["gold-labels", clean]] as const) {
       for (const maxError of [0.01, 0.05]) variants[`${kind}-${labelsName}-bound-${maxError * 100}pct`] = replayLearned(items, { kind, ...LEARNED, maxError, seed: 21 });
     }
   }
-  // A short calibration window (recent points only): measured, not the default (docs/quality.md).
-  for (const [labelsName, items] of [["llm-labels", noisy], ["gold-labels", clean]] as const) {
-    for (const maxError of [0.01, 0.05]) variants[`knn-${labelsName}-bound-${maxError * 100}pct-window-1000`] = replayLearned(items, { kind: "knn", ...LEARNED, maxError, seed: 21, calibrationWindow: 1_000 });
+  // Calibration variants (docs/quality.md): a window of recent points, and adjudication of
+  // confident disagreements with a packed label by the item's answer alone.
+  for (const kind of ["knn", "hybrid"] as const) {
+    for (const maxError of [0.01, 0.05]) {
+      for (const window of [1_000, 2_000]) variants[`${kind}-llm-labels-bound-${maxError * 100}pct-window-${window}`] = replayLearned(noisy, { kind, ...LEARNED, maxError, seed: 21, calibrationWindow: window });
+      for (const above of [0.5, 0.9]) {
+        variants[`${kind}-llm-labels-bound-${maxError * 100}pct-adjudicate-${above}`] = replayLearned(noisy, { kind, ...LEARNED, maxError, seed: 21, adjudicateAbove: above });
+        variants[`${kind}-llm-labels-bound-${maxError * 100}pct-adjudicate-${above}-window-2000`] = replayLearned(noisy, { kind, ...LEARNED, maxError, seed: 21, adjudicateAbove: above, calibrationWindow: 2_000 });
+      }
+    }
   }
   for (const [k, v] of Object.entries(variants)) {
-    log(`  (b) learned ${k}: answered ${(v.answeredShare * 100).toFixed(1)}% (2nd half ${(v.answeredShareSecondHalf * 100).toFixed(1)}%), error vs gold ${v.errorRate === null ? "-" : (v.errorRate * 100).toFixed(2) + "%"} (2nd half ${v.errorRateSecondHalf === null ? "-" : (v.errorRateSecondHalf * 100).toFixed(2) + "%"}), threshold ${v.finalThreshold?.toFixed(3) ?? "none"}, model ${v.modelSeconds.toFixed(1)} s`);
+    log(`  (b) learned ${k}: answered ${(v.answeredShare * 100).toFixed(1)}% (2nd half ${(v.answeredShareSecondHalf * 100).toFixed(1)}%), error vs gold ${v.errorRate === null ? "-" : (v.errorRate * 100).toFixed(2) + "%"} (2nd half ${v.errorRateSecondHalf === null ? "-" : (v.errorRateSecondHalf * 100).toFixed(2) + "%"}), threshold ${v.finalThreshold?.toFixed(3) ?? "none"}, first at ${v.firstAnswerAt}, adjudications ${v.adjudications} (${v.adjudicatedForModel} for the model), model ${v.modelSeconds.toFixed(1)} s`);
   }
   const semantic = await replaySemantic(noisy, SEMANTIC_THRESHOLD);
   log(`  (b) exact + semantic at ${SEMANTIC_THRESHOLD}: answered ${(semantic.answeredShare * 100).toFixed(1)}% (${semantic.exactHits} exact, ${semantic.semanticHits} semantic), error vs gold ${semantic.errorRate === null ? "-" : (semantic.errorRate * 100).toFixed(2) + "%"}`);

@@ -18,6 +18,8 @@ export interface ReplayItem {
   gold: string;
   /** What the LLM answered for it (undefined: no valid answer). */
   llm: string | undefined;
+  /** What the LLM answered for it asked alone: what an audit or an adjudication gets. */
+  alone: string | undefined;
   vector: Float32Array;
 }
 
@@ -35,6 +37,9 @@ export interface LearnedReplay extends ShareAndError {
   finalThreshold: number | null;
   audits: number;
   auditDisagreements: number;
+  /** Confident disagreements re-asked alone (each one extra LLM call), and how many sided with the model. */
+  adjudications: number;
+  adjudicatedForModel: number;
   /** Seconds spent in the model (lookups + learning), for the cost of the method itself. */
   modelSeconds: number;
 }
@@ -57,7 +62,7 @@ function shareAndError(answered: number, wrong: number, total: number): ShareAnd
 
 export function replayLearned(
   stream: readonly ReplayItem[],
-  opts: { kind: ClassifierKind; maxError: number; minExamples: number; auditRate: number; seed: number; calibrationWindow?: number },
+  opts: { kind: ClassifierKind; maxError: number; minExamples: number; auditRate: number; seed: number; calibrationWindow?: number; adjudicateAbove?: number },
 ): LearnedReplay {
   const cache = new LearnedCache({
     maxError: opts.maxError,
@@ -66,6 +71,7 @@ export function replayLearned(
     dimensions: 512,
     kind: opts.kind,
     ...(opts.calibrationWindow ? { calibrationWindow: opts.calibrationWindow } : {}),
+    ...(opts.adjudicateAbove !== undefined ? { adjudicateAbove: opts.adjudicateAbove } : {}),
   });
   const audit = rng(opts.seed);
   const half = Math.floor(stream.length / 2);
@@ -83,10 +89,13 @@ export function replayLearned(
       if (firstAnswerAt < 0) firstAnswerAt = i;
       c.answered++;
       if (a.label !== it.gold) c.wrong++;
-      if (it.llm !== undefined && audit() < opts.auditRate) cache.audit(SCOPE, it.vector, a, it.llm, it.text);
+      // Audits ask the item alone, as apps/workers/src/dedup/learnedAudit.ts does.
+      if (it.alone !== undefined && audit() < opts.auditRate) cache.audit(SCOPE, it.vector, a, it.alone, it.text);
       return;
     }
-    if (it.llm !== undefined) cache.learn(SCOPE, it.vector, it.llm, it.text);
+    if (it.llm === undefined) return;
+    const pending = cache.learn(SCOPE, it.vector, it.llm, it.text, true);
+    if (pending) cache.adjudicate(SCOPE, pending, it.alone);
   });
   const modelSeconds = (performance.now() - t0) / 1000;
   const st = cache.stats(SCOPE);
@@ -101,6 +110,8 @@ export function replayLearned(
     finalThreshold: st?.threshold ?? null,
     audits: st?.audited ?? 0,
     auditDisagreements: st?.auditDisagreements ?? 0,
+    adjudications: st?.adjudications ?? 0,
+    adjudicatedForModel: st?.adjudicatedForModel ?? 0,
     modelSeconds,
   };
 }

@@ -118,6 +118,47 @@ describe("learned cache", () => {
   });
 });
 
+describe("learned cache: adjudication of packed labels", () => {
+  /** Clear clusters, but 10% of the packed labels are wrong; an answer alone is wrong 2% of the time. */
+  function noisy(seed: number, n: number) {
+    const r = mulberry32(seed + 100);
+    const flip = (label: string, p: number) => (r() < p ? `L${(Number(label.slice(1)) + 1) % 4}` : label);
+    return stream(seed, n, 4, 0.05).map((x) => ({ ...x, packed: flip(x.label, 0.1), alone: flip(x.label, 0.02) }));
+  }
+
+  function run(adjudicate: boolean, askAlone: boolean) {
+    const cache = new LearnedCache({ maxError: 0.05, minExamples: 300, auditRate: 0, dimensions: DIMS, ...(adjudicate ? { adjudicateAbove: 0.5 } : {}) });
+    let answered = 0;
+    let wrong = 0;
+    for (const x of noisy(6, 4000)) {
+      const a = cache.lookup(scope(), x.v);
+      if (a) {
+        answered++;
+        if (a.label !== x.label) wrong++;
+        continue;
+      }
+      const pending = cache.learn(scope(), x.v, x.packed, undefined, true);
+      if (pending) cache.adjudicate(scope(), pending, askAlone ? x.alone : undefined);
+    }
+    return { answered, wrong, stats: cache.stats(scope())! };
+  }
+
+  test("a packed label's own errors keep a 5% bound from certifying; adjudicated, it certifies and stays under it", () => {
+    const plain = run(false, true);
+    assert.equal(plain.answered, 0, "10% wrong labels: disagreement alone exceeds the bound");
+    const adjudicated = run(true, true);
+    assert.ok(adjudicated.answered > 2000, `answered ${adjudicated.answered}`);
+    assert.ok(adjudicated.wrong / adjudicated.answered <= 0.05, `error ${adjudicated.wrong}/${adjudicated.answered}`);
+    assert.ok(adjudicated.stats.adjudications > 20 && adjudicated.stats.adjudicatedForModel > 0.8 * adjudicated.stats.adjudications);
+  });
+
+  test("a disagreement whose answer alone never came counts as an error", () => {
+    const failed = run(true, false);
+    assert.equal(failed.answered, 0);
+    assert.equal(failed.stats.adjudicatedForModel, 0);
+  });
+});
+
 describe("threshold calibration", () => {
   test("binomial tail and Clopper-Pearson match known values", () => {
     assert.ok(Math.abs(binomialCdf(0, 299, 0.01) - Math.pow(0.99, 299)) < 1e-12);

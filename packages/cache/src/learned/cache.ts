@@ -42,6 +42,14 @@ export interface LearnedCacheOptions {
    * loses its certification (docs/quality.md). @defaultValue 20000
    */
   calibrationWindow?: number;
+  /**
+   * Adjudication of the LLM's labels (docs/quality.md): a prediction at or above this confidence
+   * that disagrees with the label learn() is given does not become a calibration point at once;
+   * learn() returns it, the caller asks the item ALONE once and hands that answer to adjudicate().
+   * The point is an error only if the model disagrees with that answer too, so a packed answer's
+   * own mistakes stop counting against the model. @defaultValue undefined (off)
+   */
+  adjudicateAbove?: number;
   /** Scopes kept in memory, least recently used dropped beyond. @defaultValue 1000 */
   maxScopes?: number;
 }
@@ -53,6 +61,15 @@ export interface LearnedAnswer {
   threshold: number;
 }
 
+/** A confident disagreement learn() held back, waiting for the item's answer alone. */
+export interface PendingAdjudication {
+  /** The model's label and confidence before it learned the item. */
+  predicted: string;
+  confidence: number;
+  /** The label learn() was given (a packed answer). */
+  label: string;
+}
+
 export interface LearnedScopeStats {
   examples: number;
   calibrationPoints: number;
@@ -61,6 +78,9 @@ export interface LearnedScopeStats {
   answered: number;
   audited: number;
   auditDisagreements: number;
+  /** Disagreements held back for an answer alone, and how many of those the answer alone sided with the model. */
+  adjudications: number;
+  adjudicatedForModel: number;
 }
 
 interface ScopeModel {
@@ -69,6 +89,8 @@ interface ScopeModel {
   answered: number;
   audited: number;
   auditDisagreements: number;
+  adjudications: number;
+  adjudicatedForModel: number;
 }
 
 export class LearnedCache {
@@ -99,6 +121,8 @@ export class LearnedCache {
       answered: 0,
       audited: 0,
       auditDisagreements: 0,
+      adjudications: 0,
+      adjudicatedForModel: 0,
     };
     this.scopes.set(key, m);
     const max = this.opts.maxScopes ?? 1_000;
@@ -124,15 +148,35 @@ export class LearnedCache {
 
   /**
    * An LLM label for an item the cache did not answer: first a calibration point (the model's
-   * prediction before it learns this example), then a training example.
+   * prediction before it learns this example), then a training example. With `adjudicateAbove`
+   * and `packed` (the label came from a packed call), a confident disagreement is returned instead
+   * of becoming a point: the caller must pass it to adjudicate(), even when asking alone failed.
    */
-  learn(scope: CacheScope, vector: ArrayLike<number>, label: string, text?: string): void {
+  learn(scope: CacheScope, vector: ArrayLike<number>, label: string, text?: string, packed = false): PendingAdjudication | undefined {
     const m = this.model(LearnedCache.key(scope), true)!;
     const l = this.last;
     const p = l && l.vector === vector && l.text === text && l.model === m && l.size === m.classifier.size ? l.p : m.classifier.predict(vector, text);
     this.last = undefined;
-    if (p) m.calibrator.add(p.confidence, p.label === label);
     m.classifier.add(vector, label, text);
+    if (!p) return undefined;
+    const above = this.opts.adjudicateAbove;
+    if (packed && above !== undefined && p.label !== label && p.confidence >= above) {
+      m.adjudications++;
+      return { predicted: p.label, confidence: p.confidence, label };
+    }
+    m.calibrator.add(p.confidence, p.label === label);
+    return undefined;
+  }
+
+  /**
+   * The item's answer alone for a disagreement learn() held back (undefined: asking failed, and
+   * the point counts as an error). Only a calibration point: the example was learned already.
+   */
+  adjudicate(scope: CacheScope, pending: PendingAdjudication, aloneLabel: string | undefined): void {
+    const m = this.model(LearnedCache.key(scope), true)!;
+    const forModel = aloneLabel !== undefined && aloneLabel === pending.predicted;
+    if (forModel) m.adjudicatedForModel++;
+    m.calibrator.add(pending.confidence, forModel);
   }
 
   /**
@@ -159,6 +203,8 @@ export class LearnedCache {
       answered: m.answered,
       audited: m.audited,
       auditDisagreements: m.auditDisagreements,
+      adjudications: m.adjudications,
+      adjudicatedForModel: m.adjudicatedForModel,
     };
   }
 }

@@ -8,7 +8,8 @@
  * Combination (a product of experts, renormalised): P(c) ∝ P_knn(c) · P_nb(c)^nbWeight, where
  * P_knn spreads the vote's unassigned weight (missing and "don't know" neighbours) and a small
  * smoothing weight evenly over the labels seen, and P_nb is the naive Bayes posterior. The naive Bayes posterior is far too sure of
- * itself (it multiplies hundreds of dependent features), so it is tempered by `nbWeight` < 1.
+ * itself (it multiplies hundreds of dependent features), so it is tempered: its exponent is
+ * `nbWeight` divided by the item's feature count.
  * Without a text (the caller had none) it is the knn vote alone.
  */
 import { KnnClassifier, type Classifier, type ClassifierOptions, type Prediction } from "./classifier.js";
@@ -16,11 +17,15 @@ import { HashedNaiveBayes } from "./naiveBayes.js";
 import { textFeatures, type TextFeatureOptions } from "./textFeatures.js";
 
 export interface HybridOptions extends ClassifierOptions {
-  /** Exponent of the naive Bayes posterior in the product. @defaultValue 0.1 (bench:quality) */
+  /**
+   * Exponent of the naive Bayes posterior in the product, per feature of the item: the posterior
+   * is raised to nbWeight / (the item's feature count), so long and short texts weigh alike.
+   * @defaultValue 5 (hindsight grid over bench:quality's streams, docs/quality.md)
+   */
   nbWeight?: number;
   /**
    * Pseudo-weight spread evenly over the labels, as a share of the vote's weight, so that a label
-   * outside the k nearest keeps a small probability the text can raise. @defaultValue 0.1
+   * outside the k nearest keeps a small probability the text can raise. @defaultValue 0.02
    */
   knnSmoothing?: number;
   /** Laplace smoothing of the naive Bayes. @defaultValue 0.1 */
@@ -42,7 +47,7 @@ export class HybridClassifier implements Classifier {
     this.knn = new KnnClassifier(dims, opts);
     this.nb = new HashedNaiveBayes({ alpha: opts.nbAlpha ?? 0.1 });
     this.maxExamples = opts.maxExamples ?? 20_000;
-    this.nbWeight = opts.nbWeight ?? 0.1;
+    this.nbWeight = opts.nbWeight ?? 5;
   }
 
   get size(): number {
@@ -72,7 +77,7 @@ export class HybridClassifier implements Classifier {
     const nb = text === undefined ? undefined : this.nb.logPosteriors(textFeatures(text, this.opts.features));
     const labels = new Set<string>(v.weights.keys());
     if (nb) for (const l of nb.labels) labels.add(l);
-    const smoothing = (this.opts.knnSmoothing ?? 0.1) * v.total;
+    const smoothing = (this.opts.knnSmoothing ?? 0.02) * v.total;
     const denom = v.total + v.unassigned + smoothing;
     const spread = (v.unassigned + smoothing) / labels.size;
     const nbLog = new Map<string, number>();
@@ -81,7 +86,8 @@ export class HybridClassifier implements Classifier {
       // log softmax, tempered; a label the naive Bayes never saw gets its least likely score.
       let z = 0;
       for (const s of nb.scores) z += Math.exp(s - max);
-      nb.labels.forEach((l, i) => nbLog.set(l, (nb.scores[i]! - max - Math.log(z)) * this.nbWeight));
+      const exponent = this.nbWeight / Math.max(1, nb.features);
+      nb.labels.forEach((l, i) => nbLog.set(l, (nb.scores[i]! - max - Math.log(z)) * exponent));
     }
     const nbFloor = nbLog.size > 0 ? Math.min(...nbLog.values()) : 0;
     let best = "";

@@ -76,7 +76,7 @@ export class HashedNaiveBayes {
    * Log posterior (up to a constant) per label with at least one example, and the number of
    * features of the item; undefined before the first example.
    */
-  logPosteriors(features: Uint32Array): { labels: string[]; scores: number[] } | undefined {
+  logPosteriors(features: Uint32Array): { labels: string[]; scores: number[]; features: number } | undefined {
     if (this.examples <= 0) return undefined;
     const vocab = Math.max(1, this.counts.size);
     const k = this.labels.length;
@@ -99,6 +99,6 @@ export class HashedNaiveBayes {
       labels.push(this.labels[c]!);
       out.push(scores[c]!);
     }
-    return { labels, scores: out };
+    return { labels, scores: out, features: features.length };
   }
 }
