@@ -28,7 +28,7 @@ export interface LearnedCacheOptions {
   auditRate: number;
   /** Vector length of the embedder. */
   dimensions: number;
-  /** @defaultValue "knn" (bench:quality measured it against "centroid"; docs/quality.md) */
+  /** @defaultValue "hybrid" (bench:quality measured it against "knn" and "centroid"; docs/quality.md) */
   kind?: ClassifierKind;
   classifier?: HybridOptions;
   /** Level of the bound (1 - delta). @defaultValue 0.05 */
@@ -116,7 +116,7 @@ export class LearnedCache {
     }
     if (!create) return undefined;
     m = {
-      classifier: createClassifier(this.opts.kind ?? "knn", this.opts.dimensions, this.opts.classifier),
+      classifier: createClassifier(this.opts.kind ?? "hybrid", this.opts.dimensions, this.opts.classifier),
       calibrator: new ThresholdCalibrator({ maxError: this.opts.maxError, delta: this.opts.delta ?? 0.05, startFactor: this.opts.startFactor ?? 1, window: this.opts.calibrationWindow ?? 20_000 }),
       answered: 0,
       audited: 0,
@@ -148,7 +148,8 @@ export class LearnedCache {
 
   /**
    * An LLM label for an item the cache did not answer: first a calibration point (the model's
-   * prediction before it learns this example), then a training example. With `adjudicateAbove`
+   * prediction before it learns this example; only once the model has `minExamples` examples),
+   * then a training example. With `adjudicateAbove`
    * and `packed` (the label came from a packed call), a confident disagreement is returned instead
    * of becoming a point: the caller must pass it to adjudicate(), even when asking alone failed.
    */
@@ -157,8 +158,11 @@ export class LearnedCache {
     const l = this.last;
     const p = l && l.vector === vector && l.text === text && l.model === m && l.size === m.classifier.size ? l.p : m.classifier.predict(vector, text);
     this.last = undefined;
+    // Points only from a model past its warm-up: a smaller one never answers, and its confident
+    // early mistakes would sit at the top of the scan for as long as the window keeps them.
+    const warm = m.classifier.size >= this.opts.minExamples;
     m.classifier.add(vector, label, text);
-    if (!p) return undefined;
+    if (!p || !warm) return undefined;
     const above = this.opts.adjudicateAbove;
     if (packed && above !== undefined && p.label !== label && p.confidence >= above) {
       m.adjudications++;
