@@ -284,6 +284,8 @@ export const Env = z
     SIEVE_LEARNED_MIN_EXAMPLES: Int(300, 10),
     /** Share of learned-cache answers also sent to the LLM (audit; live error rate). @defaultValue 0.05 */
     SIEVE_LEARNED_AUDIT_RATE: z.coerce.number().min(0).max(1).default(0.05),
+    /** Learned cache adjudication: a confident (at or above this) disagreement with a packed LLM label is asked alone before it counts as the model's error (docs/quality.md). Unset: off. @defaultValue off */
+    SIEVE_LEARNED_ADJUDICATE_ABOVE: z.coerce.number().gt(0).max(1).optional(),
     /** Run API, workers, the GPU lane only (gpu), or API + workers (all) in this process. @defaultValue "all" */
     SIEVE_ROLE: z.enum(["all", "api", "workers", "gpu"]).default("all"),
     /** pino log level. @defaultValue "info" */
