@@ -52,6 +52,7 @@ export async function createLearnedService(opts: LearnedServiceOptions): Promise
     minExamples: env.SIEVE_LEARNED_MIN_EXAMPLES,
     auditRate: env.SIEVE_LEARNED_AUDIT_RATE,
     dimensions: embedder.dimensions,
+    startFactor: env.SIEVE_LEARNED_START_FACTOR,
     ...(env.SIEVE_LEARNED_ADJUDICATE_ABOVE !== undefined ? { adjudicateAbove: env.SIEVE_LEARNED_ADJUDICATE_ABOVE } : {}),
   });
   const fullScope = (s: CacheScopeInput): CacheScope => ({ ...scopeFields(s), embedderId: embedder.id });
