@@ -53,7 +53,7 @@ const started = performance.now();
 const MAX_ITEMS = 25;
 const SEMANTIC_THRESHOLD = 0.97;
 const LEARNED = { maxError: 0.01, minExamples: 300, auditRate: 0.05 };
-const ADJUDICATED = "hybrid-llm-labels-bound-5pct-adjudicate-0.5-start-4";
+const ADJUDICATED = "hybrid-llm-labels-bound-5pct-adjudicate-0.9-start-4";
 const RECHECK = { rate: 0.1, floor: 0.9, recover: 0.97, minSamples: 40, cooldownMs: 60_000, secondsPerCall: 1 };
 const noise = { ...DEFAULT_REFERENCE_NOISE, seed: 11 };
 
@@ -142,6 +142,8 @@ for (const ds of datasets) {
       planned.push([`${name}-window-2000`, noisy, { ...base, calibrationWindow: 2_000 }]);
       planned.push([`${name}-adjudicate-0.5`, noisy, { ...base, adjudicateAbove: 0.5 }]);
       planned.push([`${name}-adjudicate-0.5-start-4`, noisy, { ...base, adjudicateAbove: 0.5, startFactor: 4 }]);
+      planned.push([`${name}-adjudicate-0.9-start-4`, noisy, { ...base, adjudicateAbove: 0.9, startFactor: 4 }]);
+      planned.push([`${name}-adjudicate-0.97-start-4`, noisy, { ...base, adjudicateAbove: 0.97, startFactor: 4 }]);
       planned.push([`${name}-adjudicate-0.5-window-2000-start-4`, noisy, { ...base, adjudicateAbove: 0.5, calibrationWindow: 2_000, startFactor: 4 }]);
       planned.push([`${kind}-gold-labels-bound-${maxError * 100}pct-start-4`, clean, { ...base, startFactor: 4 }]);
     }
