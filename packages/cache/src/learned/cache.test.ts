@@ -61,6 +61,14 @@ describe("learned cache", () => {
     assert.ok(firstAnswerAt > 0 && firstAnswerAt < 700, `answered first at ${firstAnswerAt}`);
   });
 
+  test("calibration points come only from a model past its warm-up", () => {
+    const cache = new LearnedCache({ maxError: 0.05, minExamples: 300, auditRate: 0, dimensions: DIMS });
+    for (const x of stream(8, 400)) cache.learn(scope(), x.v, x.label);
+    const st = cache.stats(scope())!;
+    assert.equal(st.examples, 400);
+    assert.equal(st.calibrationPoints, 100, "the first 300 labels trained the model but were no points");
+  });
+
   test("never answers across tenants or label sets", () => {
     const cache = new LearnedCache({ maxError: 0.05, minExamples: 100, auditRate: 0.05, dimensions: DIMS });
     const data = stream(2, 1500, 4, 0.05);
