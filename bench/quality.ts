@@ -8,12 +8,13 @@
  * (a) Accuracy against gold of: one call per item; packed calls (maxItems 25, the classify
  *     default); packed calls with the live re-check and the automatic maxItems controller.
  * (b) The learned cache fed with the LLM's (packed + controller) answers: share answered without
- *     an LLM call and error against gold, whole stream and second half; next to the exact +
- *     semantic cache at its default threshold (0.97) fed with the same answers. Details also
- *     feed it one-call-per-item answers and gold labels, with bounds of 1% and 5%, for both
- *     classifiers (k-nearest-neighbour vote and class means).
+ *     an LLM call and error against gold, whole stream and second half, in the default
+ *     configuration (hybrid model, bound 1%) and the best measured one (adjudicated, bound 5%);
+ *     next to the exact + semantic cache at its default threshold (0.97) fed with the same
+ *     answers. Details also feed it one-call-per-item answers and gold labels, with bounds of 1%
+ *     and 5%, for the three models (kNN vote, class means, hybrid), and calibration variants.
  * Writes bench/results/quality-latest.json (the keys docs/quality.md lists) and
- * quality-details-latest.json (everything else: both classifiers, noise-free labels, traces).
+ * quality-details-latest.json (everything else: every model and variant, noise-free labels, traces).
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -26,7 +27,7 @@ import { DEFAULT_REFERENCE_NOISE } from "../tools/simulator/src/reference.js";
 import { loadAgNewsStream, loadBankingStream, type StreamItem } from "./lib/cache-datasets.js";
 import { embedWithPool } from "./lib/cache-embed-pool.js";
 import { controlledCalls, packedCalls, singleCalls, startReferenceLlm } from "./lib/quality-llm.js";
-import { replayLearned, replaySemantic, type ReplayItem } from "./lib/quality-cache.js";
+import { hindsightCeiling, replayLearned, replaySemantic, type ReplayItem } from "./lib/quality-cache.js";
 import { machineInfo, round } from "./lib/pipeline-util.js";
 
 const { values: args } = parseArgs({
@@ -35,14 +36,24 @@ const { values: args } = parseArgs({
     banking: { type: "string", default: "3080" },
     workers: { type: "string", default: String(Math.max(1, Math.min(2, os.cpus().length))) },
     "fresh-embeddings": { type: "boolean", default: false },
+    /** Reuse the LLM answers of an earlier run with the same stream and noise (for iterating on the cache replays). */
+    "cached-llm": { type: "boolean", default: false },
+    /** Only the learned-cache variants whose name matches this regular expression; writes no results (for iterating). */
+    only: { type: "string" },
+    help: { type: "boolean", default: false },
   },
 });
+if (args.help) {
+  console.log("npm run bench:quality [-- --ag-news N (default 2000; docs use 3000) --banking N --workers N --fresh-embeddings --cached-llm --only REGEX]");
+  process.exit(0);
+}
 const log = (m: string) => console.log(`[bench:quality] ${m}`);
 const started = performance.now();
 
 const MAX_ITEMS = 25;
 const SEMANTIC_THRESHOLD = 0.97;
 const LEARNED = { maxError: 0.01, minExamples: 300, auditRate: 0.05 };
+const ADJUDICATED = "hybrid-llm-labels-bound-5pct-adjudicate-0.9-start-4";
 const RECHECK = { rate: 0.1, floor: 0.9, recover: 0.97, minSamples: 40, cooldownMs: 60_000, secondsPerCall: 1 };
 const noise = { ...DEFAULT_REFERENCE_NOISE, seed: 11 };
 
@@ -86,42 +97,78 @@ for (const ds of datasets) {
   log(`  embeddings: ${unique.length} texts (avg ${avgChars} chars) ${emb.fromDisk ? "read from disk; measured when computed:" : "computed:"} ${emb.seconds.toFixed(0)} s on ${args.workers} thread(s), ${(unique.length / emb.seconds).toFixed(0)} texts/s`);
   const vecOf = new Map(unique.map((t, i) => [t, emb.vectors[i]!]));
 
-  const llm = await startReferenceLlm(ds.stream.map((s) => ({ text: s.text, label: s.label })), noise);
-  let single, packed, controlled;
-  try {
-    single = await singleCalls(llm, params, texts, gold);
-    log(`  (a) one call per item: accuracy ${(single.accuracy * 100).toFixed(1)}% (${single.calls} calls)`);
-    packed = await packedCalls(llm, params, texts, gold, MAX_ITEMS);
-    log(`  (a) packed, maxItems ${MAX_ITEMS}: accuracy ${(packed.accuracy * 100).toFixed(1)}% (${packed.calls} calls)`);
-    controlled = await controlledCalls(llm, params, texts, gold, { ceiling: MAX_ITEMS, minItems: 1, ...RECHECK, seed: 5 });
-    log(`  (a) packed + re-check + auto maxItems: accuracy ${(controlled.accuracy * 100).toFixed(1)}% (${controlled.calls} calls incl. ${controlled.rechecks} re-checks; agreement ${((controlled.agreement ?? 0) * 100).toFixed(1)}%; maxItems ${controlled.trace.map(([i, m]) => `${m}@${i}`).join(" -> ")})`);
-  } finally {
-    await llm.close();
+  const llmFile = path.resolve(import.meta.dirname, "../.sieve/bench-cache", `quality-llm-${ds.name}-${createHash("sha256").update(JSON.stringify([texts, noise, MAX_ITEMS, RECHECK])).digest("hex").slice(0, 16)}.json`);
+  let single: Awaited<ReturnType<typeof singleCalls>>, packed: Awaited<ReturnType<typeof packedCalls>>, controlled: Awaited<ReturnType<typeof controlledCalls>>;
+  if (args["cached-llm"] && existsSync(llmFile)) {
+    // JSON writes a missing answer (undefined) as null: read it back as undefined.
+    ({ single, packed, controlled } = JSON.parse(readFileSync(llmFile, "utf8"), (_k, v: unknown) => (v === null ? undefined : v)));
+    log(`  (a) LLM answers read from ${path.basename(llmFile)} (--cached-llm)`);
+  } else {
+    const llm = await startReferenceLlm(ds.stream.map((s) => ({ text: s.text, label: s.label })), noise);
+    try {
+      single = await singleCalls(llm, params, texts, gold);
+      log(`  (a) one call per item: accuracy ${(single.accuracy * 100).toFixed(1)}% (${single.calls} calls)`);
+      packed = await packedCalls(llm, params, texts, gold, MAX_ITEMS);
+      log(`  (a) packed, maxItems ${MAX_ITEMS}: accuracy ${(packed.accuracy * 100).toFixed(1)}% (${packed.calls} calls)`);
+      controlled = await controlledCalls(llm, params, texts, gold, { ceiling: MAX_ITEMS, minItems: 1, ...RECHECK, seed: 5 });
+      log(`  (a) packed + re-check + auto maxItems: accuracy ${(controlled.accuracy * 100).toFixed(1)}% (${controlled.calls} calls incl. ${controlled.rechecks} re-checks; agreement ${((controlled.agreement ?? 0) * 100).toFixed(1)}%; maxItems ${controlled.trace.map(([i, m]) => `${m}@${i}`).join(" -> ")})`);
+    } finally {
+      await llm.close();
+    }
+    writeFileSync(llmFile, JSON.stringify({ single, packed, controlled }));
   }
 
   // (b) caches learn from what the LLM answered in the live configuration (packed + controller).
-  const replay = (llmLabels: Array<string | undefined>): ReplayItem[] =>
-    ds.stream.map((s, i) => ({ text: s.text, gold: s.label, llm: llmLabels[i], vector: vecOf.get(normaliseText(s.text))! }));
-  const noisy = replay(controlled.labels);
-  const singleLabelled = replay(single.labels);
-  const clean = replay(gold);
-  const variants: Record<string, ReturnType<typeof replayLearned>> = {};
-  for (const kind of ["knn", "centroid"] as const) {
+  // `alone`: the item's answer asked alone (what audits and adjudications get).
+  const replay = (llmLabels: Array<string | undefined>, alone: Array<string | undefined>): ReplayItem[] =>
+    ds.stream.map((s, i) => ({ text: s.text, gold: s.label, llm: llmLabels[i], alone: alone[i], vector: vecOf.get(normaliseText(s.text))! }));
+  const noisy = replay(controlled.labels, single.labels);
+  const singleLabelled = replay(single.labels, single.labels);
+  const clean = replay(gold, gold);
+  type ReplayOpts = Parameters<typeof replayLearned>[1];
+  const planned: Array<[string, ReplayItem[], ReplayOpts]> = [];
+  for (const kind of ["knn", "centroid", "hybrid"] as const) {
     for (const [labelsName, items] of [["llm-labels", noisy], ["single-call-labels", singleLabelled], ["gold-labels", clean]] as const) {
-      for (const maxError of [0.01, 0.05]) variants[`${kind}-${labelsName}-bound-${maxError * 100}pct`] = replayLearned(items, { kind, ...LEARNED, maxError, seed: 21 });
+      for (const maxError of [0.01, 0.05]) planned.push([`${kind}-${labelsName}-bound-${maxError * 100}pct`, items, { kind, ...LEARNED, maxError, seed: 21 }]);
     }
   }
-  // A short calibration window (recent points only): measured, not the default (docs/quality.md).
-  for (const [labelsName, items] of [["llm-labels", noisy], ["gold-labels", clean]] as const) {
-    for (const maxError of [0.01, 0.05]) variants[`knn-${labelsName}-bound-${maxError * 100}pct-window-1000`] = replayLearned(items, { kind: "knn", ...LEARNED, maxError, seed: 21, calibrationWindow: 1_000 });
+  // Calibration variants (docs/quality.md): a window of recent points; adjudication of confident
+  // disagreements with a packed label by the item's answer alone; a scan that starts at 4x the
+  // points a zero-error sample needs (startFactor, fixed in advance).
+  for (const kind of ["knn", "hybrid"] as const) {
+    for (const maxError of [0.01, 0.05]) {
+      const name = `${kind}-llm-labels-bound-${maxError * 100}pct`;
+      const base = { kind, ...LEARNED, maxError, seed: 21 };
+      planned.push([`${name}-window-2000`, noisy, { ...base, calibrationWindow: 2_000 }]);
+      planned.push([`${name}-adjudicate-0.5`, noisy, { ...base, adjudicateAbove: 0.5 }]);
+      planned.push([`${name}-adjudicate-0.5-start-4`, noisy, { ...base, adjudicateAbove: 0.5, startFactor: 4 }]);
+      planned.push([`${name}-adjudicate-0.9-start-4`, noisy, { ...base, adjudicateAbove: 0.9, startFactor: 4 }]);
+      planned.push([`${name}-adjudicate-0.97-start-4`, noisy, { ...base, adjudicateAbove: 0.97, startFactor: 4 }]);
+      planned.push([`${name}-adjudicate-0.5-window-2000-start-4`, noisy, { ...base, adjudicateAbove: 0.5, calibrationWindow: 2_000, startFactor: 4 }]);
+      planned.push([`${kind}-gold-labels-bound-${maxError * 100}pct-start-4`, clean, { ...base, startFactor: 4 }]);
+    }
   }
+  const only = args.only === undefined ? undefined : new RegExp(args.only);
+  const variants: Record<string, ReturnType<typeof replayLearned>> = {};
+  for (const [name, items, opts] of planned) if (!only || only.test(name)) variants[name] = replayLearned(items, opts);
   for (const [k, v] of Object.entries(variants)) {
-    log(`  (b) learned ${k}: answered ${(v.answeredShare * 100).toFixed(1)}% (2nd half ${(v.answeredShareSecondHalf * 100).toFixed(1)}%), error vs gold ${v.errorRate === null ? "-" : (v.errorRate * 100).toFixed(2) + "%"} (2nd half ${v.errorRateSecondHalf === null ? "-" : (v.errorRateSecondHalf * 100).toFixed(2) + "%"}), threshold ${v.finalThreshold?.toFixed(3) ?? "none"}, model ${v.modelSeconds.toFixed(1)} s`);
+    log(`  (b) learned ${k}: answered ${(v.answeredShare * 100).toFixed(1)}% (2nd half ${(v.answeredShareSecondHalf * 100).toFixed(1)}%), error vs gold ${v.errorRate === null ? "-" : (v.errorRate * 100).toFixed(2) + "%"} (2nd half ${v.errorRateSecondHalf === null ? "-" : (v.errorRateSecondHalf * 100).toFixed(2) + "%"}), threshold ${v.finalThreshold?.toFixed(3) ?? "none"}, first at ${v.firstAnswerAt}, adjudications ${v.adjudications} (${v.adjudicatedForModel} for the model), model ${v.modelSeconds.toFixed(1)} s`);
+  }
+  if (only) continue;
+  const ceilings: Record<string, { share: number; shareSecondHalf: number }> = {};
+  for (const kind of ["knn", "hybrid"] as const) {
+    for (const label of ["llm", "gold"] as const) {
+      const c = hindsightCeiling(noisy, { kind, label, maxError: 0.01, from: LEARNED.minExamples });
+      ceilings[`${kind}-${label}-labels-1pct`] = { share: round(c.share, 4), shareSecondHalf: round(c.shareSecondHalf, 4) };
+      log(`  (b) hindsight ceiling ${kind}, trained on ${label} labels, error <= 1% vs gold: ${(c.share * 100).toFixed(1)}% of the stream, ${(c.shareSecondHalf * 100).toFixed(1)}% of its second half`);
+    }
   }
   const semantic = await replaySemantic(noisy, SEMANTIC_THRESHOLD);
   log(`  (b) exact + semantic at ${SEMANTIC_THRESHOLD}: answered ${(semantic.answeredShare * 100).toFixed(1)}% (${semantic.exactHits} exact, ${semantic.semanticHits} semantic), error vs gold ${semantic.errorRate === null ? "-" : (semantic.errorRate * 100).toFixed(2) + "%"}`);
 
-  const primary = variants["knn-llm-labels-bound-1pct"]!;
+  // The default configuration (hybrid, bound 1%), and the best measured one (docs/quality.md).
+  const primary = variants["hybrid-llm-labels-bound-1pct"]!;
+  const adjudicated = variants[ADJUDICATED]!;
   const r4 = (x: number | null) => (x === null ? null : round(x, 4));
   results.push({
     name: ds.name,
@@ -134,6 +181,14 @@ for (const ds of datasets) {
       answeredShareSecondHalf: r4(primary.answeredShareSecondHalf),
       errorRateSecondHalf: r4(primary.errorRateSecondHalf),
     },
+    learnedAdjudicated: {
+      variant: ADJUDICATED,
+      answeredShare: r4(adjudicated.answeredShare),
+      errorRate: r4(adjudicated.errorRate),
+      answeredShareSecondHalf: r4(adjudicated.answeredShareSecondHalf),
+      errorRateSecondHalf: r4(adjudicated.errorRateSecondHalf),
+      adjudications: adjudicated.adjudications,
+    },
     semantic: { answeredShare: r4(semantic.answeredShare), errorRate: r4(semantic.errorRate) },
   });
   details.push({
@@ -144,11 +199,16 @@ for (const ds of datasets) {
     single: { accuracy: r4(single.accuracy), calls: single.calls },
     packed: { accuracy: r4(packed.accuracy), calls: packed.calls, maxItems: MAX_ITEMS },
     packedWithRecheck: { accuracy: r4(controlled.accuracy), calls: controlled.calls, rechecks: controlled.rechecks, agreement: r4(controlled.agreement), maxItemsTrace: controlled.trace, finalMaxItems: controlled.finalMaxItems },
+    hindsightCeiling: ceilings,
     learned: Object.fromEntries(Object.entries(variants).map(([k, v]) => [k, { ...v, modelSeconds: round(v.modelSeconds, 2) }])),
     semantic: { threshold: SEMANTIC_THRESHOLD, ...semantic },
   });
 }
 
+if (args.only !== undefined) {
+  log("--only: no results written");
+  process.exit(0);
+}
 const out = { datasets: results };
 const resultsDir = path.resolve(import.meta.dirname, "results");
 mkdirSync(resultsDir, { recursive: true });

@@ -7,6 +7,7 @@
 import { normaliseText } from "@sieve/shared/batchKey";
 import { LearnedCache } from "../../packages/cache/src/learned/cache.js";
 import type { ClassifierKind } from "../../packages/cache/src/learned/classifier.js";
+import { createClassifier } from "../../packages/cache/src/learned/factory.js";
 import { SemanticCache, type SemanticScope } from "../../packages/cache/src/semantic/cache.js";
 import { PgVectorStore } from "../../packages/cache/src/vector/pgvector.js";
 import type { CacheScope } from "../../packages/cache/src/vector/types.js";
@@ -18,6 +19,8 @@ export interface ReplayItem {
   gold: string;
   /** What the LLM answered for it (undefined: no valid answer). */
   llm: string | undefined;
+  /** What the LLM answered for it asked alone: what an audit or an adjudication gets. */
+  alone: string | undefined;
   vector: Float32Array;
 }
 
@@ -35,6 +38,9 @@ export interface LearnedReplay extends ShareAndError {
   finalThreshold: number | null;
   audits: number;
   auditDisagreements: number;
+  /** Confident disagreements re-asked alone (each one extra LLM call), and how many sided with the model. */
+  adjudications: number;
+  adjudicatedForModel: number;
   /** Seconds spent in the model (lookups + learning), for the cost of the method itself. */
   modelSeconds: number;
 }
@@ -57,7 +63,7 @@ function shareAndError(answered: number, wrong: number, total: number): ShareAnd
 
 export function replayLearned(
   stream: readonly ReplayItem[],
-  opts: { kind: ClassifierKind; maxError: number; minExamples: number; auditRate: number; seed: number; calibrationWindow?: number },
+  opts: { kind: ClassifierKind; maxError: number; minExamples: number; auditRate: number; seed: number; calibrationWindow?: number; adjudicateAbove?: number; startFactor?: number },
 ): LearnedReplay {
   const cache = new LearnedCache({
     maxError: opts.maxError,
@@ -66,6 +72,8 @@ export function replayLearned(
     dimensions: 512,
     kind: opts.kind,
     ...(opts.calibrationWindow ? { calibrationWindow: opts.calibrationWindow } : {}),
+    ...(opts.adjudicateAbove !== undefined ? { adjudicateAbove: opts.adjudicateAbove } : {}),
+    ...(opts.startFactor !== undefined ? { startFactor: opts.startFactor } : {}),
   });
   const audit = rng(opts.seed);
   const half = Math.floor(stream.length / 2);
@@ -78,15 +86,18 @@ export function replayLearned(
   stream.forEach((it, i) => {
     const c = counts[i < half ? 0 : 1]!;
     c.total++;
-    const a = cache.lookup(SCOPE, it.vector);
+    const a = cache.lookup(SCOPE, it.vector, it.text);
     if (a) {
       if (firstAnswerAt < 0) firstAnswerAt = i;
       c.answered++;
       if (a.label !== it.gold) c.wrong++;
-      if (it.llm !== undefined && audit() < opts.auditRate) cache.audit(SCOPE, it.vector, a, it.llm);
+      // Audits ask the item alone, as apps/workers/src/dedup/learnedAudit.ts does.
+      if (it.alone !== undefined && audit() < opts.auditRate) cache.audit(SCOPE, it.vector, a, it.alone, it.text);
       return;
     }
-    if (it.llm !== undefined) cache.learn(SCOPE, it.vector, it.llm);
+    if (it.llm === undefined) return;
+    const pending = cache.learn(SCOPE, it.vector, it.llm, it.text, true);
+    if (pending) cache.adjudicate(SCOPE, pending, it.alone);
   });
   const modelSeconds = (performance.now() - t0) / 1000;
   const st = cache.stats(SCOPE);
@@ -101,6 +112,8 @@ export function replayLearned(
     finalThreshold: st?.threshold ?? null,
     audits: st?.audited ?? 0,
     auditDisagreements: st?.auditDisagreements ?? 0,
+    adjudications: st?.adjudications ?? 0,
+    adjudicatedForModel: st?.adjudicatedForModel ?? 0,
     modelSeconds,
   };
 }
@@ -140,4 +153,34 @@ export async function replaySemantic(stream: readonly ReplayItem[], threshold: n
   } finally {
     await store.close();
   }
+}
+
+/**
+ * How much a perfect calibration could give at all: each item predicted from all earlier items
+ * (trained on `label`: the LLM's or gold), from item `from` on; the threshold chosen in hindsight
+ * against gold as the lowest confidence whose answers above it stay at or under `maxError`.
+ * Shares are of the whole stream and of its second half (each half with its own threshold).
+ */
+export function hindsightCeiling(stream: readonly ReplayItem[], opts: { kind: ClassifierKind; label: "llm" | "gold"; maxError: number; from: number }): { share: number; shareSecondHalf: number } {
+  const c = createClassifier(opts.kind, 512);
+  const half = Math.floor(stream.length / 2);
+  const pts: Array<{ conf: number; ok: boolean; second: boolean }> = [];
+  stream.forEach((it, i) => {
+    const p = c.predict(it.vector, it.text);
+    if (p && i >= opts.from) pts.push({ conf: p.confidence, ok: p.label === it.gold, second: i >= half });
+    const label = opts.label === "gold" ? it.gold : it.llm;
+    if (label !== undefined) c.add(it.vector, label, it.text);
+  });
+  const best = (sel: typeof pts): number => {
+    const sorted = [...sel].sort((a, b) => b.conf - a.conf);
+    let wrong = 0;
+    let n = 0;
+    sorted.forEach((p, i) => {
+      if (!p.ok) wrong++;
+      // Only at the end of a run of equal confidences: a threshold admits all of them or none.
+      if ((i + 1 === sorted.length || sorted[i + 1]!.conf !== p.conf) && wrong <= opts.maxError * (i + 1)) n = i + 1;
+    });
+    return n;
+  };
+  return { share: best(pts) / stream.length, shareSecondHalf: best(pts.filter((p) => p.second)) / (stream.length - half) };
 }

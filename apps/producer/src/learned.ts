@@ -52,6 +52,8 @@ export async function createLearnedService(opts: LearnedServiceOptions): Promise
     minExamples: env.SIEVE_LEARNED_MIN_EXAMPLES,
     auditRate: env.SIEVE_LEARNED_AUDIT_RATE,
     dimensions: embedder.dimensions,
+    startFactor: env.SIEVE_LEARNED_START_FACTOR,
+    ...(env.SIEVE_LEARNED_ADJUDICATE_ABOVE !== undefined ? { adjudicateAbove: env.SIEVE_LEARNED_ADJUDICATE_ABOVE } : {}),
   });
   const fullScope = (s: CacheScopeInput): CacheScope => ({ ...scopeFields(s), embedderId: embedder.id });
   const connection = createRedis(env.REDIS_URL, "worker");
@@ -74,7 +76,7 @@ export async function createLearnedService(opts: LearnedServiceOptions): Promise
       }
       const vectors = await embedder.embed(texts);
       vectors.forEach((v, i) => {
-        const a = cache.lookup(scope, v);
+        const a = cache.lookup(scope, v, texts[i]);
         if (a) out.set(i, a);
       });
       qualityMetrics.learnedLookups.inc({ task: scopeInput.params.task, outcome: "hit" }, out.size);

@@ -14,6 +14,8 @@ export { QdrantStore, pointId, type QdrantStoreOptions } from "./vector/qdrant.j
 export { guardedMatch, negationCount, numberSignature, type GuardOptions, type GuardResult } from "./semantic/guards.js";
 export * from "./semantic/cache.js";
 // Learned classification cache (docs/quality.md).
-export { LearnedCache, type LearnedCacheOptions, type LearnedAnswer, type LearnedScopeStats } from "./learned/cache.js";
-export { KnnClassifier, CentroidClassifier, createClassifier, type Classifier, type ClassifierKind, type Prediction } from "./learned/classifier.js";
+export { LearnedCache, type LearnedCacheOptions, type LearnedAnswer, type LearnedScopeStats, type PendingAdjudication } from "./learned/cache.js";
+export { KnnClassifier, CentroidClassifier, type Classifier, type ClassifierKind, type Prediction } from "./learned/classifier.js";
+export { HybridClassifier, type HybridOptions } from "./learned/hybrid.js";
+export { createClassifier } from "./learned/factory.js";
 export { ThresholdCalibrator, clopperPearsonUpper, binomialCdf } from "./learned/calibration.js";

@@ -138,12 +138,15 @@ export type RecheckJob = z.infer<typeof RecheckJob>;
 export const LEARNED_FILL_QUEUE = "learned-fill";
 export const LearnedFillJob = z.object({
   scope: CacheScopeJson,
-  entries: z.array(z.object({ itemId: z.number().int(), text: z.string(), label: z.string() })).min(1),
+  /** packed: the label came from a call with several items (adjudication asks those alone). */
+  entries: z.array(z.object({ itemId: z.number().int(), text: z.string(), label: z.string(), packed: z.boolean().optional() })).min(1),
 });
 export type LearnedFillJob = z.infer<typeof LearnedFillJob>;
 export const LEARNED_AUDIT_QUEUE = "learned-audit";
 export const LearnedAuditJob = z.object({
   scope: CacheScopeJson,
-  answers: z.array(z.object({ itemId: z.number().int(), text: z.string(), label: z.string(), confidence: z.number(), threshold: z.number() })).min(1),
+  answers: z.array(z.object({ itemId: z.number().int(), text: z.string(), label: z.string(), confidence: z.number(), threshold: z.number() })).default([]),
+  /** Confident disagreements with a packed label, to be asked alone (LearnedCache.adjudicate). */
+  adjudications: z.array(z.object({ itemId: z.number().int(), text: z.string(), label: z.string(), predicted: z.string(), confidence: z.number() })).default([]),
 });
 export type LearnedAuditJob = z.infer<typeof LearnedAuditJob>;

@@ -227,7 +227,7 @@ export class Aggregator {
       if (!inserted.has(row.itemId)) continue;
       const p = byId.get(row.itemId);
       const item = p?.held.parcel.items.find((x) => x.itemId === row.itemId);
-      if (p && item) out.push({ row, item, parcel: p.held.parcel });
+      if (p && item) out.push({ row, item, parcel: p.held.parcel, callItems: items.length });
     }
     return out;
   }

@@ -11,6 +11,8 @@ export interface LandedResult {
   row: NewResult;
   item: Parcel["items"][number];
   parcel: Parcel;
+  /** Items in the LLM call that answered it (absent: not an LLM answer). */
+  callItems?: number;
 }
 
 /** Where an answer is valid: what a semantic-cache entry is filtered by. */
@@ -23,7 +25,7 @@ export interface SemanticFill {
 
 /** Where LLM labels go for the learned cache (docs/quality.md). */
 export interface LearnedFill {
-  enqueue(scope: AnswerScope, entries: Array<{ itemId: number; text: string; label: string }>): Promise<void>;
+  enqueue(scope: AnswerScope, entries: Array<{ itemId: number; text: string; label: string; packed: boolean }>): Promise<void>;
 }
 
 export interface AfterResultsDeps {
@@ -68,9 +70,9 @@ export function createAfterResults(deps: AfterResultsDeps) {
       }
       if (deps.learned) {
         // Grouped by parcel: one scope (tenant, label set, model) per queue job.
-        const byParcel = new Map<Parcel, Array<{ itemId: number; text: string; label: string }>>();
+        const byParcel = new Map<Parcel, Array<{ itemId: number; text: string; label: string; packed: boolean }>>();
         for (const l of writes.filter((w) => w.parcel.cache!.learned && typeof (w.row.output as { label?: unknown }).label === "string")) {
-          byParcel.set(l.parcel, [...(byParcel.get(l.parcel) ?? []), { itemId: l.item.itemId, text: l.item.text, label: (l.row.output as { label: string }).label }]);
+          byParcel.set(l.parcel, [...(byParcel.get(l.parcel) ?? []), { itemId: l.item.itemId, text: l.item.text, label: (l.row.output as { label: string }).label, packed: (l.callItems ?? 1) > 1 }]);
         }
         for (const [p, entries] of byParcel) {
           await deps.learned.enqueue({ tenantId: p.tenantId, params: p.params, provider: p.provider, model: p.model, namespace: p.cache!.namespace }, entries);

@@ -8,10 +8,11 @@
  * starts lazily). With SIEVE_ROLE=all that is the one process; with split roles, the `api`
  * process. The API's own code only reads the caches and queues samples of their answers for audit.
  */
-import type { Worker } from "bullmq";
+import { Queue, type Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import { createRedis, loadPriceTable, type Db, type DependencyMonitor, type Env, type Logger, type PriceTable, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
+import { LEARNED_AUDIT_QUEUE, createRedis, loadPriceTable, type LearnedAuditJob, type Db, type DependencyMonitor, type Env, type Logger, type PriceTable, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
 import type { SemanticCache } from "@sieve/cache";
+import type { CacheScopeInput } from "@sieve/shared/dedup/keys";
 import { createProviders } from "../providers/index.js";
 import type { LlmProvider } from "../providers/types.js";
 import { startSemanticFillWorker } from "./semanticFill.js";
@@ -74,7 +75,17 @@ export function cacheConsumers(deps: CacheConsumerDeps): CacheConsumers {
     },
     learned(models, monitor) {
       const connection = connect("learned consumers redis", monitor);
-      return running(connection, [startLearnedFillWorker({ models, connection, prefix: env.SIEVE_QUEUE_PREFIX, log, monitor }), startLearnedAuditWorker({ ...auditDeps(connection, monitor), models })]);
+      const auditQueue = new Queue(LEARNED_AUDIT_QUEUE, { connection, prefix: env.SIEVE_QUEUE_PREFIX });
+      const adjudicate = async (scope: CacheScopeInput, items: LearnedAuditJob["adjudications"]) =>
+        void (await auditQueue.add("adjudicate", { scope, adjudications: items }, { attempts: 3, backoff: { type: "exponential", delay: 2_000 }, removeOnComplete: { age: 3_600 }, removeOnFail: { age: 86_400 } }));
+      const workers = [startLearnedFillWorker({ models, connection, prefix: env.SIEVE_QUEUE_PREFIX, log, monitor, adjudicate }), startLearnedAuditWorker({ ...auditDeps(connection, monitor), models })];
+      return {
+        async close() {
+          await Promise.allSettled(workers.map((w) => w.close()));
+          await auditQueue.close().catch(() => {});
+          await connection.quit().catch(() => {});
+        },
+      };
     },
   };
 }

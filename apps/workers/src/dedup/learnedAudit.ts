@@ -1,8 +1,10 @@
 /**
  * The learned cache's audit (docs/quality.md): a sample of its answers (queued by the API on
  * `learned-audit`) is asked alone to the same model; each is recorded in cache_audits with kind
- * "learned", counted in metrics, and fed back into the model's threshold. Runs beside the models
- * (cacheConsumers.ts).
+ * "learned", counted in metrics, and fed back into the model's threshold. The same queue carries
+ * adjudications (SIEVE_LEARNED_ADJUDICATE_ABOVE): confident disagreements with a packed label,
+ * asked alone (an llm_calls row, lane audit) and handed to LearnedCache.adjudicate. Runs beside
+ * the models (cacheConsumers.ts).
  */
 import { Worker } from "bullmq";
 import { sql } from "drizzle-orm";
@@ -30,6 +32,25 @@ async function auditLearnedAnswers(opts: LearnedAuditOptions, data: LearnedAudit
   const provider = opts.providers.get(data.scope.provider);
   if (!provider) return;
   const scope = scopeOf(data.scope as CacheScopeInput);
+  // Adjudications (docs/quality.md): the item alone decides whether the model's disagreement
+  // with a packed label counts as its error; a failed call counts as one.
+  for (const a of data.adjudications) {
+    const { res, call: answered } = await sendSideCall(db, opts.prices, provider, {
+      tenantId: data.scope.tenantId,
+      provider: data.scope.provider,
+      model: data.scope.model,
+      lane: "audit",
+      batchKey: "learned-adjudicate",
+      params: data.scope.params,
+      items: [{ id: "i1", text: a.text }],
+      timeoutMs: opts.callTimeoutMs,
+    });
+    const v = res.answer === undefined ? undefined : validateResults(data.scope.params, ["i1"], res.answer);
+    const llm = v?.ok.get("i1") as { label: string } | undefined;
+    observeLlmCall(await completeSideCall(db, answered, { outcome: llm ? "ok" : "invalid_output", validCount: llm ? 1 : 0 }));
+    cache.adjudicate(scope, { predicted: a.predicted, confidence: a.confidence, label: a.label }, llm?.label);
+  }
+  if (data.answers.length === 0) return;
   const vectors = await embedder.embed(data.answers.map((a) => a.text));
   for (const [i, a] of data.answers.entries()) {
     // Alone, like a re-check: a packed call's own noise would blur the audit.
@@ -65,7 +86,7 @@ async function auditLearnedAnswers(opts: LearnedAuditOptions, data: LearnedAudit
     observeLlmCall(call);
     if (agree === null || !llm) continue;
     qualityMetrics.learnedAudits.inc({ task: data.scope.params.task, agree: String(agree) });
-    cache.audit(scope, vectors[i]!, { label: a.label, confidence: a.confidence, threshold: a.threshold }, llm.label);
+    cache.audit(scope, vectors[i]!, { label: a.label, confidence: a.confidence, threshold: a.threshold }, llm.label, a.text);
   }
   const [row] = await queryRows<{ rate: number | null }>(
     db,

@@ -61,6 +61,14 @@ describe("learned cache", () => {
     assert.ok(firstAnswerAt > 0 && firstAnswerAt < 700, `answered first at ${firstAnswerAt}`);
   });
 
+  test("calibration points come only from a model past its warm-up", () => {
+    const cache = new LearnedCache({ maxError: 0.05, minExamples: 300, auditRate: 0, dimensions: DIMS });
+    for (const x of stream(8, 400)) cache.learn(scope(), x.v, x.label);
+    const st = cache.stats(scope())!;
+    assert.equal(st.examples, 400);
+    assert.equal(st.calibrationPoints, 100, "the first 300 labels trained the model but were no points");
+  });
+
   test("never answers across tenants or label sets", () => {
     const cache = new LearnedCache({ maxError: 0.05, minExamples: 100, auditRate: 0.05, dimensions: DIMS });
     const data = stream(2, 1500, 4, 0.05);
@@ -115,6 +123,47 @@ describe("learned cache", () => {
       assert.ok(answered / held.length > 0.1, `answered ${answered}/${held.length}`);
       assert.ok(wrong / answered <= maxError, `error ${wrong}/${answered} over the bound ${maxError}`);
     }
+  });
+});
+
+describe("learned cache: adjudication of packed labels", () => {
+  /** Clear clusters, but 10% of the packed labels are wrong; an answer alone is wrong 2% of the time. */
+  function noisy(seed: number, n: number) {
+    const r = mulberry32(seed + 100);
+    const flip = (label: string, p: number) => (r() < p ? `L${(Number(label.slice(1)) + 1) % 4}` : label);
+    return stream(seed, n, 4, 0.05).map((x) => ({ ...x, packed: flip(x.label, 0.1), alone: flip(x.label, 0.02) }));
+  }
+
+  function run(adjudicate: boolean, askAlone: boolean) {
+    const cache = new LearnedCache({ maxError: 0.05, minExamples: 300, auditRate: 0, dimensions: DIMS, ...(adjudicate ? { adjudicateAbove: 0.5 } : {}) });
+    let answered = 0;
+    let wrong = 0;
+    for (const x of noisy(6, 4000)) {
+      const a = cache.lookup(scope(), x.v);
+      if (a) {
+        answered++;
+        if (a.label !== x.label) wrong++;
+        continue;
+      }
+      const pending = cache.learn(scope(), x.v, x.packed, undefined, true);
+      if (pending) cache.adjudicate(scope(), pending, askAlone ? x.alone : undefined);
+    }
+    return { answered, wrong, stats: cache.stats(scope())! };
+  }
+
+  test("a packed label's own errors keep a 5% bound from certifying; adjudicated, it certifies and stays under it", () => {
+    const plain = run(false, true);
+    assert.equal(plain.answered, 0, "10% wrong labels: disagreement alone exceeds the bound");
+    const adjudicated = run(true, true);
+    assert.ok(adjudicated.answered > 2000, `answered ${adjudicated.answered}`);
+    assert.ok(adjudicated.wrong / adjudicated.answered <= 0.05, `error ${adjudicated.wrong}/${adjudicated.answered}`);
+    assert.ok(adjudicated.stats.adjudications >= 5 && adjudicated.stats.adjudicatedForModel >= 0.7 * adjudicated.stats.adjudications, JSON.stringify(adjudicated.stats));
+  });
+
+  test("a disagreement whose answer alone never came counts as an error", () => {
+    const failed = run(true, false);
+    assert.equal(failed.answered, 0);
+    assert.equal(failed.stats.adjudicatedForModel, 0);
   });
 });
 

@@ -14,7 +14,9 @@
  */
 import type { CacheScope } from "../vector/types.js";
 import { scopeKey } from "../vector/scope.js";
-import { createClassifier, type Classifier, type ClassifierKind, type ClassifierOptions, type Prediction } from "./classifier.js";
+import type { Classifier, ClassifierKind, Prediction } from "./classifier.js";
+import { createClassifier } from "./factory.js";
+import type { HybridOptions } from "./hybrid.js";
 import { ThresholdCalibrator } from "./calibration.js";
 
 export interface LearnedCacheOptions {
@@ -26,9 +28,9 @@ export interface LearnedCacheOptions {
   auditRate: number;
   /** Vector length of the embedder. */
   dimensions: number;
-  /** @defaultValue "knn" (bench:quality measured it against "centroid"; docs/quality.md) */
+  /** @defaultValue "hybrid" (bench:quality measured it against "knn" and "centroid"; docs/quality.md) */
   kind?: ClassifierKind;
-  classifier?: ClassifierOptions;
+  classifier?: HybridOptions;
   /** Level of the bound (1 - delta). @defaultValue 0.05 */
   delta?: number;
   /** See ThresholdCalibrator. @defaultValue 1 */
@@ -40,6 +42,14 @@ export interface LearnedCacheOptions {
    * loses its certification (docs/quality.md). @defaultValue 20000
    */
   calibrationWindow?: number;
+  /**
+   * Adjudication of the LLM's labels (docs/quality.md): a prediction at or above this confidence
+   * that disagrees with the label learn() is given does not become a calibration point at once;
+   * learn() returns it, the caller asks the item ALONE once and hands that answer to adjudicate().
+   * The point is an error only if the model disagrees with that answer too, so a packed answer's
+   * own mistakes stop counting against the model. @defaultValue undefined (off)
+   */
+  adjudicateAbove?: number;
   /** Scopes kept in memory, least recently used dropped beyond. @defaultValue 1000 */
   maxScopes?: number;
 }
@@ -51,6 +61,15 @@ export interface LearnedAnswer {
   threshold: number;
 }
 
+/** A confident disagreement learn() held back, waiting for the item's answer alone. */
+export interface PendingAdjudication {
+  /** The model's label and confidence before it learned the item. */
+  predicted: string;
+  confidence: number;
+  /** The label learn() was given (a packed answer). */
+  label: string;
+}
+
 export interface LearnedScopeStats {
   examples: number;
   calibrationPoints: number;
@@ -59,6 +78,9 @@ export interface LearnedScopeStats {
   answered: number;
   audited: number;
   auditDisagreements: number;
+  /** Disagreements held back for an answer alone, and how many of those the answer alone sided with the model. */
+  adjudications: number;
+  adjudicatedForModel: number;
 }
 
 interface ScopeModel {
@@ -67,12 +89,14 @@ interface ScopeModel {
   answered: number;
   audited: number;
   auditDisagreements: number;
+  adjudications: number;
+  adjudicatedForModel: number;
 }
 
 export class LearnedCache {
   private readonly scopes = new Map<string, ScopeModel>();
   /** The last prediction made by lookup: learn() on the same vector reuses it (one scan, not two). */
-  private last: { vector: ArrayLike<number>; model: ScopeModel; size: number; p: Prediction | undefined } | undefined;
+  private last: { vector: ArrayLike<number>; text: string | undefined; model: ScopeModel; size: number; p: Prediction | undefined } | undefined;
 
   constructor(readonly opts: LearnedCacheOptions) {
     if (!(opts.auditRate >= 0 && opts.auditRate <= 1)) throw new RangeError("auditRate must be in [0, 1]");
@@ -92,11 +116,13 @@ export class LearnedCache {
     }
     if (!create) return undefined;
     m = {
-      classifier: createClassifier(this.opts.kind ?? "knn", this.opts.dimensions, this.opts.classifier),
+      classifier: createClassifier(this.opts.kind ?? "hybrid", this.opts.dimensions, this.opts.classifier),
       calibrator: new ThresholdCalibrator({ maxError: this.opts.maxError, delta: this.opts.delta ?? 0.05, startFactor: this.opts.startFactor ?? 1, window: this.opts.calibrationWindow ?? 20_000 }),
       answered: 0,
       audited: 0,
       auditDisagreements: 0,
+      adjudications: 0,
+      adjudicatedForModel: 0,
     };
     this.scopes.set(key, m);
     const max = this.opts.maxScopes ?? 1_000;
@@ -104,14 +130,17 @@ export class LearnedCache {
     return m;
   }
 
-  /** The model's answer when it is warmed up, certified and confident enough; else undefined. */
-  lookup(scope: CacheScope, vector: ArrayLike<number>): LearnedAnswer | undefined {
+  /**
+   * The model's answer when it is warmed up, certified and confident enough; else undefined.
+   * `text` (the item's text) is used by the `hybrid` kind; pass it to learn() and audit() as well.
+   */
+  lookup(scope: CacheScope, vector: ArrayLike<number>, text?: string): LearnedAnswer | undefined {
     const m = this.model(LearnedCache.key(scope), false);
     if (!m || m.classifier.size < this.opts.minExamples) return undefined;
     const threshold = m.calibrator.threshold();
     if (threshold === undefined) return undefined;
-    const p = m.classifier.predict(vector);
-    this.last = { vector, model: m, size: m.classifier.size, p };
+    const p = m.classifier.predict(vector, text);
+    this.last = { vector, text, model: m, size: m.classifier.size, p };
     if (!p || p.confidence < threshold) return undefined;
     m.answered++;
     return { label: p.label, confidence: p.confidence, threshold };
@@ -119,29 +148,53 @@ export class LearnedCache {
 
   /**
    * An LLM label for an item the cache did not answer: first a calibration point (the model's
-   * prediction before it learns this example), then a training example.
+   * prediction before it learns this example; only once the model has `minExamples` examples),
+   * then a training example. With `adjudicateAbove`
+   * and `packed` (the label came from a packed call), a confident disagreement is returned instead
+   * of becoming a point: the caller must pass it to adjudicate(), even when asking alone failed.
    */
-  learn(scope: CacheScope, vector: ArrayLike<number>, label: string): void {
+  learn(scope: CacheScope, vector: ArrayLike<number>, label: string, text?: string, packed = false): PendingAdjudication | undefined {
     const m = this.model(LearnedCache.key(scope), true)!;
     const l = this.last;
-    const p = l && l.vector === vector && l.model === m && l.size === m.classifier.size ? l.p : m.classifier.predict(vector);
+    const p = l && l.vector === vector && l.text === text && l.model === m && l.size === m.classifier.size ? l.p : m.classifier.predict(vector, text);
     this.last = undefined;
-    if (p) m.calibrator.add(p.confidence, p.label === label);
-    m.classifier.add(vector, label);
+    // Points only from a model past its warm-up: a smaller one never answers, and its confident
+    // early mistakes would sit at the top of the scan for as long as the window keeps them.
+    const warm = m.classifier.size >= this.opts.minExamples;
+    m.classifier.add(vector, label, text);
+    if (!p || !warm) return undefined;
+    const above = this.opts.adjudicateAbove;
+    if (packed && above !== undefined && p.label !== label && p.confidence >= above) {
+      m.adjudications++;
+      return { predicted: p.label, confidence: p.confidence, label };
+    }
+    m.calibrator.add(p.confidence, p.label === label);
+    return undefined;
+  }
+
+  /**
+   * The item's answer alone for a disagreement learn() held back (undefined: asking failed, and
+   * the point counts as an error). Only a calibration point: the example was learned already.
+   */
+  adjudicate(scope: CacheScope, pending: PendingAdjudication, aloneLabel: string | undefined): void {
+    const m = this.model(LearnedCache.key(scope), true)!;
+    const forModel = aloneLabel !== undefined && aloneLabel === pending.predicted;
+    if (forModel) m.adjudicatedForModel++;
+    m.calibrator.add(pending.confidence, forModel);
   }
 
   /**
    * The LLM's answer to an item the cache answered (an audit). It is a calibration point for the
    * region above the threshold (weight 1/auditRate) and a training example.
    */
-  audit(scope: CacheScope, vector: ArrayLike<number>, answer: LearnedAnswer, llmLabel: string): void {
+  audit(scope: CacheScope, vector: ArrayLike<number>, answer: LearnedAnswer, llmLabel: string, text?: string): void {
     const m = this.model(LearnedCache.key(scope), true)!;
     const agree = answer.label === llmLabel;
     m.audited++;
     if (!agree) m.auditDisagreements++;
     // Weight 1, not 1/auditRate: see calibration.ts on why unweighted audits are conservative.
     m.calibrator.add(answer.confidence, agree);
-    m.classifier.add(vector, llmLabel);
+    m.classifier.add(vector, llmLabel, text);
   }
 
   stats(scope: CacheScope): LearnedScopeStats | undefined {
@@ -154,6 +207,8 @@ export class LearnedCache {
       answered: m.answered,
       audited: m.audited,
       auditDisagreements: m.auditDisagreements,
+      adjudications: m.adjudications,
+      adjudicatedForModel: m.adjudicatedForModel,
     };
   }
 }

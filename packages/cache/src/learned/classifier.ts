@@ -1,5 +1,5 @@
 /**
- * Cheap local classifiers over unit-length embeddings, trained one LLM label at a time. Two
+ * Cheap local classifiers over unit-length embeddings, trained one LLM label at a time. Three
  * kinds, measured side by side by `npm run bench:quality` (docs/quality.md says which won and why):
  *
  * - `knn`: similarity-weighted vote of the k nearest examples (exact scan; cosine = dot product of
@@ -7,8 +7,11 @@
  * - `centroid`: a linear model, the nearest class mean (one weight vector per label = the mean of
  *   its examples). Confidence = softmax of the cosines to every class mean.
  *
- * Both keep at most `maxExamples` examples per model (oldest dropped; the centroid subtracts them
- * again), so memory and lookup time stay bounded.
+ * - `hybrid` (hybrid.ts): the knn vote combined with a naive Bayes over hashed text features.
+ *
+ * All keep at most `maxExamples` examples per model (oldest dropped; the centroid subtracts them
+ * again), so memory and lookup time stay bounded. `text` is the item's text: the kinds over
+ * embeddings alone ignore it.
  */
 
 export interface Prediction {
@@ -21,12 +24,12 @@ export interface Classifier {
   readonly kind: ClassifierKind;
   /** Examples it has learned from (after the cap). */
   readonly size: number;
-  add(vector: ArrayLike<number>, label: string): void;
+  add(vector: ArrayLike<number>, label: string, text?: string): void;
   /** undefined while it has no example. */
-  predict(vector: ArrayLike<number>): Prediction | undefined;
+  predict(vector: ArrayLike<number>, text?: string): Prediction | undefined;
 }
 
-export type ClassifierKind = "knn" | "centroid";
+export type ClassifierKind = "knn" | "centroid" | "hybrid";
 
 export interface ClassifierOptions {
   /** Neighbours that vote (knn). @defaultValue 20 (bench:quality, docs/quality.md) */
@@ -107,6 +110,19 @@ export class KnnClassifier implements Classifier {
   }
 
   predict(vector: ArrayLike<number>): Prediction | undefined {
+    const v = this.votes(vector);
+    if (!v) return undefined;
+    let best = "";
+    let bestW = -1;
+    for (const [label, w] of v.weights) if (w > bestW) [best, bestW] = [label, w];
+    return { label: best, confidence: v.total > 0 ? bestW / (v.total + v.unassigned) : 0 };
+  }
+
+  /**
+   * The kernel weight of each label among the k nearest, their sum, and the weight of the missing
+   * (fewer than k examples) and "don't know" neighbours, which back no label.
+   */
+  votes(vector: ArrayLike<number>): { weights: Map<string, number>; total: number; unassigned: number } | undefined {
     const n = this.ring.count;
     if (n === 0) return undefined;
     // Top-k by insertion into a small sorted array: k is tiny, n is at most maxExamples.
@@ -132,12 +148,9 @@ export class KnnClassifier implements Classifier {
       votes.set(label, (votes.get(label) ?? 0) + w);
       total += w;
     });
-    let best = "";
-    let bestW = -1;
-    for (const [label, w] of votes) if (w > bestW) [best, bestW] = [label, w];
     // Fewer than k examples: the missing votes count against the winner (no confidence from 1 example).
     const missing = (this.k - topSim.length) * Math.exp(-1 / this.temperature);
-    return { label: best, confidence: total > 0 ? bestW / (total + missing + this.unknownWeight) : 0 };
+    return { weights: votes, total, unassigned: missing + this.unknownWeight };
   }
 }
 
@@ -194,8 +207,4 @@ export class CentroidClassifier implements Classifier {
     }
     return { label: best.label, confidence: 1 / total };
   }
-}
-
-export function createClassifier(kind: ClassifierKind, dims: number, opts?: ClassifierOptions): Classifier {
-  return kind === "knn" ? new KnnClassifier(dims, opts) : new CentroidClassifier(dims, opts);
 }

@@ -284,6 +284,10 @@ export const Env = z
     SIEVE_LEARNED_MIN_EXAMPLES: Int(300, 10),
     /** Share of learned-cache answers also sent to the LLM (audit; live error rate). @defaultValue 0.05 */
     SIEVE_LEARNED_AUDIT_RATE: z.coerce.number().min(0).max(1).default(0.05),
+    /** Learned cache adjudication: a confident (at or above this) disagreement with a packed LLM label is asked alone before it counts as the model's error (docs/quality.md). Unset: off. @defaultValue off */
+    SIEVE_LEARNED_ADJUDICATE_ABOVE: z.coerce.number().gt(0).max(1).optional(),
+    /** The learned cache's threshold scan starts where this many times the points a zero-error sample needs lie above the candidate (docs/quality.md measured 4 better with adjudication). @defaultValue 1 */
+    SIEVE_LEARNED_START_FACTOR: z.coerce.number().min(1).max(100).default(1),
     /** Run API, workers, the GPU lane only (gpu), or API + workers (all) in this process. @defaultValue "all" */
     SIEVE_ROLE: z.enum(["all", "api", "workers", "gpu"]).default("all"),
     /** pino log level. @defaultValue "info" */
