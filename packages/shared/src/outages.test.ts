@@ -52,6 +52,7 @@ test("Postgres shutting down (57P01) or refusing new sessions (57P03) is an outa
   assert.equal(classifyInfraError(pgErr("57P01")), "postgres");
   assert.equal(classifyInfraError(pgErr("57P03")), "postgres");
   assert.equal(classifyInfraError(pgErr("08006")), "postgres");
+  assert.equal(classifyInfraError(pgErr("25P03")), "postgres", "our silent session was ended mid-transaction: retry the write");
   assert.equal(classifyInfraError(pgErr("42601")), undefined, "syntax error");
   assert.equal(classifyInfraError(pgErr("23505")), undefined, "unique violation");
 });

@@ -36,10 +36,14 @@ const NET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "
  * Postgres SQLSTATEs that mean "the server cannot serve you right now", not "your statement is
  * wrong" (https://www.postgresql.org/docs/15/errcodes-appendix.html): class 08 (connection
  * exception), 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 53300
- * too_many_connections, 40001/40P01 are NOT here (a retry of the statement is the fix, not an outage).
+ * too_many_connections, 25P03 idle_in_transaction_session_timeout (the server ended a session of
+ * ours that went silent mid-transaction, e.g. while this host was cut off: the transaction was
+ * rolled back, so the whole idempotent write is retried on a new connection;
+ * docs/operations.md#a-host-cut-off-mid-transaction). 40001/40P01 are NOT here (a retry of the
+ * statement is the fix, not an outage).
  */
 function isPgUnavailableCode(code: string): boolean {
-  return code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03" || code === "53300";
+  return code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03" || code === "53300" || code === "25P03";
 }
 
 /** Messages without a code, from node-postgres and ioredis. */
