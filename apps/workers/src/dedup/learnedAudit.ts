@@ -32,21 +32,25 @@ async function auditLearnedAnswers(opts: LearnedAuditOptions, data: LearnedAudit
   const provider = opts.providers.get(data.scope.provider);
   if (!provider) return;
   const scope = scopeOf(data.scope as CacheScopeInput);
-  // Adjudications (docs/quality.md): the item alone decides whether the model's disagreement
-  // with a packed label counts as its error; a failed call counts as one.
-  for (const a of data.adjudications) {
+  /** One item asked alone to the scope's model (an llm_calls row, lane audit); its label when the answer is valid. */
+  const askAlone = async (text: string, batchKey: string) => {
     const { res, call: answered } = await sendSideCall(db, opts.prices, provider, {
       tenantId: data.scope.tenantId,
       provider: data.scope.provider,
       model: data.scope.model,
       lane: "audit",
-      batchKey: "learned-adjudicate",
+      batchKey,
       params: data.scope.params,
-      items: [{ id: "i1", text: a.text }],
+      items: [{ id: "i1", text }],
       timeoutMs: opts.callTimeoutMs,
     });
     const v = res.answer === undefined ? undefined : validateResults(data.scope.params, ["i1"], res.answer);
-    const llm = v?.ok.get("i1") as { label: string } | undefined;
+    return { llm: v?.ok.get("i1") as { label: string } | undefined, answered };
+  };
+  // Adjudications (docs/quality.md): the item alone decides whether the model's disagreement
+  // with a packed label counts as its error; a failed call counts as one.
+  for (const a of data.adjudications) {
+    const { llm, answered } = await askAlone(a.text, "learned-adjudicate");
     observeLlmCall(await completeSideCall(db, answered, { outcome: llm ? "ok" : "invalid_output", validCount: llm ? 1 : 0 }));
     cache.adjudicate(scope, { predicted: a.predicted, confidence: a.confidence, label: a.label }, llm?.label);
   }
@@ -54,18 +58,7 @@ async function auditLearnedAnswers(opts: LearnedAuditOptions, data: LearnedAudit
   const vectors = await embedder.embed(data.answers.map((a) => a.text));
   for (const [i, a] of data.answers.entries()) {
     // Alone, like a re-check: a packed call's own noise would blur the audit.
-    const { res, call: answered } = await sendSideCall(db, opts.prices, provider, {
-      tenantId: data.scope.tenantId,
-      provider: data.scope.provider,
-      model: data.scope.model,
-      lane: "audit",
-      batchKey: "learned-audit",
-      params: data.scope.params,
-      items: [{ id: "i1", text: a.text }],
-      timeoutMs: opts.callTimeoutMs,
-    });
-    const v = res.answer === undefined ? undefined : validateResults(data.scope.params, ["i1"], res.answer);
-    const llm = v?.ok.get("i1") as { label: string } | undefined;
+    const { llm, answered } = await askAlone(a.text, "learned-audit");
     const agree = llm === undefined ? null : llm.label === a.label;
     const call = await db.transaction(async (tx) => {
       const completed = await completeSideCall(tx as unknown as Db, answered, { outcome: llm ? "ok" : "invalid_output", validCount: llm ? 1 : 0 });
