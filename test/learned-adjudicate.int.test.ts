@@ -8,32 +8,14 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Queue } from "bullmq";
 import { sql } from "drizzle-orm";
 import { LEARNED_AUDIT_QUEUE, LEARNED_FILL_QUEUE, queryRows } from "@sieve/shared";
 import { ReferenceAnswers } from "@sieve/simulator";
-import { startHarness, waitForJob, type Harness } from "./support/harness.js";
+import { startHarness, waitForJob, waitForQueueDrained, type Harness } from "./support/harness.js";
+import { LEARNED_LABELS, corpus } from "./support/learned-corpus.js";
 
-const LABELS = ["billing", "technical"];
-const billing = ["I was charged twice for my subscription", "My invoice shows the wrong amount", "Please refund the double payment on my card", "Why did my monthly bill go up", "The payment was taken but the order says unpaid", "I need a copy of last month's receipt", "You billed me after I cancelled my plan", "My credit card was charged an unknown fee"];
-const technical = ["The app crashes when I open the settings page", "I cannot log in, the password reset email never arrives", "The website shows a blank screen after the update", "Uploading a photo fails with an error", "Notifications stopped working on my phone", "The sync between my laptop and phone is broken", "The page freezes when I click save", "Two-factor codes are rejected as invalid"];
-const suffixes = ["", " today", " again", " since Monday", " this week", " for the third time", ", please help", " and I am annoyed", " yesterday evening", " on my account"];
-const train = suffixes.flatMap((s) => [...billing.map((t) => ({ text: `${t}${s}`, label: "billing" })), ...technical.map((t) => ({ text: `${t}${s}`, label: "technical" }))]);
-
-async function drained(h: Harness, name: string): Promise<void> {
-  const q = new Queue(name, { connection: { url: h.env.REDIS_URL }, prefix: h.env.SIEVE_QUEUE_PREFIX });
-  try {
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      const c = await q.getJobCounts("waiting", "active", "delayed");
-      if ((c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) === 0) return;
-      assert.ok(Date.now() < deadline, `${name} queue drained`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  } finally {
-    await q.close();
-  }
-}
+const LABELS = LEARNED_LABELS;
+const train = corpus(0, 10);
 
 describe("learned cache adjudication end to end", () => {
   let h: Harness;
@@ -63,9 +45,9 @@ describe("learned cache adjudication end to end", () => {
       const r = await h.call("acme", "POST", "/v1/jobs", { task: "classify", labels: LABELS, cache: { learned: true }, items: chunk.map((x, k) => ({ id: `x${k}`, text: x.text })) });
       assert.equal(r.status, 202, r.text);
       await waitForJob(h, "acme", r.body.id);
-      await drained(h, LEARNED_FILL_QUEUE);
+      await waitForQueueDrained(h, LEARNED_FILL_QUEUE);
     }
-    await drained(h, LEARNED_AUDIT_QUEUE);
+    await waitForQueueDrained(h, LEARNED_AUDIT_QUEUE);
     const calls = await queryRows<{ items: number; lane: string }>(h.db.db, sql`select item_count as items, lane from llm_calls where batch_key = 'learned-adjudicate'`);
     assert.ok(calls.length > 0, "some packed answers were wrong and the model disagreed with them");
     assert.ok(calls.length < train.length / 4, `adjudications ${calls.length}: only confident disagreements, not every label`);

@@ -7,25 +7,13 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Queue } from "bullmq";
 import { sql } from "drizzle-orm";
 import { LEARNED_FILL_QUEUE, queryRows } from "@sieve/shared";
 import { ReferenceAnswers } from "@sieve/simulator";
-import { startHarness, waitForJob, type Harness } from "./support/harness.js";
+import { startHarness, waitForJob, waitForQueueDrained, type Harness } from "./support/harness.js";
+import { LEARNED_LABELS, corpus } from "./support/learned-corpus.js";
 
-const LABELS = ["billing", "technical"];
-const billing = ["I was charged twice for my subscription", "My invoice shows the wrong amount", "Please refund the double payment on my card", "Why did my monthly bill go up", "The payment was taken but the order says unpaid", "I need a copy of last month's receipt", "You billed me after I cancelled my plan", "My credit card was charged an unknown fee"];
-const technical = ["The app crashes when I open the settings page", "I cannot log in, the password reset email never arrives", "The website shows a blank screen after the update", "Uploading a photo fails with an error", "Notifications stopped working on my phone", "The sync between my laptop and phone is broken", "The page freezes when I click save", "Two-factor codes are rejected as invalid"];
-const suffixes = ["", " today", " again", " since Monday", " this week", " for the third time", ", please help", " and I am annoyed", " yesterday evening", " on my account"];
-
-function corpus(from: number, to: number): Array<{ text: string; label: string }> {
-  const out: Array<{ text: string; label: string }> = [];
-  for (let s = from; s < to; s++) {
-    for (const t of billing) out.push({ text: `${t}${suffixes[s]}`, label: "billing" });
-    for (const t of technical) out.push({ text: `${t}${suffixes[s]}`, label: "technical" });
-  }
-  return out;
-}
+const LABELS = LEARNED_LABELS;
 const train = corpus(0, 6); // 96 labelled examples
 const probe = corpus(6, 10); // 64 texts the cache has never seen
 
@@ -60,18 +48,7 @@ describe("learned cache end to end", () => {
     const first = await submit("acme", train.slice(0, 48), { learned: true });
     assert.equal(first.items.filter((i: any) => i.cache === "learned").length, 0);
     await submit("acme", train.slice(48), { learned: true });
-    const fill = new Queue(LEARNED_FILL_QUEUE, { connection: { url: h.env.REDIS_URL }, prefix: h.env.SIEVE_QUEUE_PREFIX });
-    try {
-      const deadline = Date.now() + 120_000;
-      for (;;) {
-        const c = await fill.getJobCounts("waiting", "active", "delayed");
-        if ((c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) === 0) break;
-        assert.ok(Date.now() < deadline, "learned-fill queue drained");
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    } finally {
-      await fill.close();
-    }
+    await waitForQueueDrained(h, LEARNED_FILL_QUEUE);
 
     const job = await submit("acme", probe, { learned: true });
     const learned = job.items.filter((i: any) => i.cache === "learned");

@@ -6,12 +6,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { sql } from "drizzle-orm";
-import { Queue } from "bullmq";
 import { RECHECK_QUEUE, queryRows } from "@sieve/shared";
 import { ReferenceAnswers, ReferenceNoise } from "@sieve/simulator";
 import { PassThrough } from "node:stream";
 import { main as cli } from "../apps/cli/src/main.js";
-import { startHarness, waitForJob, LABELS, type Harness } from "./support/harness.js";
+import { startHarness, waitForJob, waitForQueueDrained, LABELS, type Harness } from "./support/harness.js";
 
 const gold = new Map<string, string>();
 for (let i = 0; i < 400; i++) gold.set(`Quality probe headline ${i} on subject ${i % 13}`, LABELS[(i * 7) % 4]!);
@@ -94,15 +93,7 @@ describe("answer quality", () => {
     // Re-checks of the previous job are queued after it finished (not awaited on the call path)
     // and land later: give the last ones a moment to be queued, then let them all land.
     await new Promise((r) => setTimeout(r, 1_000));
-    const rq = new Queue(RECHECK_QUEUE, { connection: { url: h.env.REDIS_URL }, prefix: h.env.SIEVE_QUEUE_PREFIX });
-    try {
-      await until("re-check queue drained", async () => {
-        const c = await rq.getJobCounts("waiting", "active", "delayed", "prioritized");
-        return (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) + (c.prioritized ?? 0) === 0 ? true : undefined;
-      });
-    } finally {
-      await rq.close();
-    }
+    await waitForQueueDrained(h, RECHECK_QUEUE, 60_000);
     // Cache answers (exact repeats) and another tenant's items must not appear.
     const repeat = await h.call("acme", "POST", "/v1/jobs?wait=20s", { task: "classify", labels: LABELS, items: texts.slice(0, 5).map((text, i) => ({ id: `r${i}`, text })) });
     assert.ok(repeat.body.items.every((it: any) => it.cache === "exact"), JSON.stringify(repeat.body.items.map((i: any) => i.cache)));

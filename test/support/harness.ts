@@ -4,6 +4,7 @@
  * user would point Sieve at a provider: OPENAI_BASE_URL/OPENAI_API_KEY etc., at the simulator.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { Queue } from "bullmq";
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import { parseEnv, providerEndpoints, createLogger, queryRows, type Env } from "@sieve/shared";
@@ -147,6 +148,22 @@ export async function waitForJob(h: Harness, tenant: string, jobId: string, time
     if (r.body.status !== "pending") return r.body;
   }
   throw new Error(`job ${jobId} still pending after ${timeoutMs} ms`);
+}
+
+/** Waits until the harness's queue `name` has no waiting, active, delayed or prioritized job. */
+export async function waitForQueueDrained(h: Harness, name: string, timeoutMs = 120_000): Promise<void> {
+  const q = new Queue(name, { connection: { url: h.env.REDIS_URL }, prefix: h.env.SIEVE_QUEUE_PREFIX });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const c = await q.getJobCounts("waiting", "active", "delayed", "prioritized");
+      if ((c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) + (c.prioritized ?? 0) === 0) return;
+      if (Date.now() >= deadline) throw new Error(`${name} queue not drained after ${timeoutMs} ms: ${JSON.stringify(c)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    await q.close();
+  }
 }
 
 export const LABELS = ["World", "Sports", "Business", "Sci/Tech"];
