@@ -12,7 +12,8 @@
  *     configuration (hybrid model, bound 1%) and the best measured one (adjudicated, bound 5%);
  *     next to the exact + semantic cache at its default threshold (0.97) fed with the same
  *     answers. Details also feed it one-call-per-item answers and gold labels, with bounds of 1%
- *     and 5%, for the three models (kNN vote, class means, hybrid), and calibration variants.
+ *     and 5%, for the three models (kNN vote, class means, hybrid), and calibration variants; and
+ *     the tightest error bound any calibration could certify for each model (10-fold cross-fitting).
  * Writes bench/results/quality-latest.json (the keys docs/quality.md lists) and
  * quality-details-latest.json (everything else: every model and variant, noise-free labels, traces).
  */
@@ -27,7 +28,7 @@ import { DEFAULT_REFERENCE_NOISE } from "../tools/simulator/src/reference.js";
 import { loadAgNewsStream, loadBankingStream, type StreamItem } from "./lib/cache-datasets.js";
 import { embedWithPool } from "./lib/cache-embed-pool.js";
 import { controlledCalls, packedCalls, singleCalls, startReferenceLlm } from "./lib/quality-llm.js";
-import { hindsightCeiling, replayLearned, replaySemantic, type ReplayItem } from "./lib/quality-cache.js";
+import { crossFitBounds, hindsightCeiling, replayLearned, replaySemantic, type ReplayItem } from "./lib/quality-cache.js";
 import { machineInfo, round } from "./lib/pipeline-util.js";
 
 const { values: args } = parseArgs({
@@ -163,6 +164,16 @@ for (const ds of datasets) {
       log(`  (b) hindsight ceiling ${kind}, trained on ${label} labels, error <= 1% vs gold: ${(c.share * 100).toFixed(1)}% of the stream, ${(c.shareSecondHalf * 100).toFixed(1)}% of its second half`);
     }
   }
+  // The most any valid certification could give this model (bench/lib/quality-cache.ts crossFitBounds).
+  const crossFit: Record<string, ReturnType<typeof crossFitBounds>> = {};
+  for (const kind of ["knn", "hybrid"] as const) {
+    for (const label of ["llm", "gold"] as const) {
+      const r = crossFitBounds(noisy, { kind, label, folds: 10, delta: 0.05, shares: [0.1, 0.2, 0.3, 0.4, 0.5] });
+      crossFit[`${kind}-${label}-labels`] = { tightestBound: round(r.tightestBound, 4), tightestAtShare: round(r.tightestAtShare, 4), cuts: r.cuts.map((c) => ({ ...c, share: round(c.share, 4), errorRate: round(c.errorRate, 4), upperBound: round(c.upperBound, 4) })) };
+      const at30 = r.cuts.find((c) => c.requested === 0.3)!;
+      log(`  (b) cross-fitted ${kind}, trained on ${label} labels: tightest 95% bound over >= 10% of the stream ${(r.tightestBound * 100).toFixed(2)}% (at ${(r.tightestAtShare * 100).toFixed(1)}%); top 30%: ${at30.errors} wrong vs gold (${(at30.errorRate * 100).toFixed(2)}%, bound ${(at30.upperBound * 100).toFixed(2)}%)`);
+    }
+  }
   const semantic = await replaySemantic(noisy, SEMANTIC_THRESHOLD);
   log(`  (b) exact + semantic at ${SEMANTIC_THRESHOLD}: answered ${(semantic.answeredShare * 100).toFixed(1)}% (${semantic.exactHits} exact, ${semantic.semanticHits} semantic), error vs gold ${semantic.errorRate === null ? "-" : (semantic.errorRate * 100).toFixed(2) + "%"}`);
 
@@ -200,6 +211,7 @@ for (const ds of datasets) {
     packed: { accuracy: r4(packed.accuracy), calls: packed.calls, maxItems: MAX_ITEMS },
     packedWithRecheck: { accuracy: r4(controlled.accuracy), calls: controlled.calls, rechecks: controlled.rechecks, agreement: r4(controlled.agreement), maxItemsTrace: controlled.trace, finalMaxItems: controlled.finalMaxItems },
     hindsightCeiling: ceilings,
+    crossFit,
     learned: Object.fromEntries(Object.entries(variants).map(([k, v]) => [k, { ...v, modelSeconds: round(v.modelSeconds, 2) }])),
     semantic: { threshold: SEMANTIC_THRESHOLD, ...semantic },
   });

@@ -6,6 +6,7 @@
  */
 import { normaliseText } from "@sieve/shared/batchKey";
 import { LearnedCache } from "../../packages/cache/src/learned/cache.js";
+import { clopperPearsonUpper } from "../../packages/cache/src/learned/calibration.js";
 import type { ClassifierKind } from "../../packages/cache/src/learned/classifier.js";
 import { createClassifier } from "../../packages/cache/src/learned/factory.js";
 import { SemanticCache, type SemanticScope } from "../../packages/cache/src/semantic/cache.js";
@@ -183,4 +184,65 @@ export function hindsightCeiling(stream: readonly ReplayItem[], opts: { kind: Cl
     return n;
   };
   return { share: best(pts) / stream.length, shareSecondHalf: best(pts.filter((p) => p.second)) / (stream.length - half) };
+}
+
+export interface CrossFitCut {
+  /** The share asked for. */
+  requested: number;
+  /** Share of the stream at or above the cut (the first cut holding `requested`; ties can make it more). */
+  share: number;
+  errors: number;
+  errorRate: number;
+  /** One-sided Clopper-Pearson upper bound of that error rate (level 1 - delta). */
+  upperBound: number;
+}
+
+/**
+ * The most any valid certification could get from this model on this stream. Every item is
+ * predicted by a model trained on the other folds (k-fold cross-fitting, trained on `label`), so
+ * each point is scored by a model that knew (k-1)/k of the stream: more examples than the online
+ * model has at any moment, and errors counted against gold rather than against the LLM. Points
+ * are ranked by confidence; for each cut, the errors above it and their one-sided Clopper-Pearson
+ * upper bound. `tightestBound` is the smallest such bound over every cut holding at least 10% of
+ * the stream: no threshold on this model could certify a smaller error bound for 10% or more of
+ * the items, however the calibration points were gathered.
+ */
+export function crossFitBounds(
+  stream: readonly ReplayItem[],
+  opts: { kind: ClassifierKind; label: "llm" | "gold"; folds: number; delta: number; shares: readonly number[] },
+): { tightestBound: number; tightestAtShare: number; cuts: CrossFitCut[] } {
+  const pts: Array<{ conf: number; ok: boolean }> = [];
+  for (let f = 0; f < opts.folds; f++) {
+    const c = createClassifier(opts.kind, 512);
+    stream.forEach((it, i) => {
+      const label = opts.label === "gold" ? it.gold : it.llm;
+      if (i % opts.folds !== f && label !== undefined) c.add(it.vector, label, it.text);
+    });
+    stream.forEach((it, i) => {
+      if (i % opts.folds !== f) return;
+      const p = c.predict(it.vector, it.text);
+      pts.push({ conf: p?.confidence ?? 0, ok: p?.label === it.gold });
+    });
+  }
+  pts.sort((a, b) => b.conf - a.conf);
+  const n = pts.length;
+  let tightest = { bound: 1, share: 0 };
+  const cuts: CrossFitCut[] = [];
+  const wanted = [...opts.shares].sort((a, b) => a - b);
+  let errors = 0;
+  pts.forEach((p, i) => {
+    if (!p.ok) errors++;
+    const m = i + 1;
+    // Only at the end of a run of equal confidences: a threshold admits all of them or none.
+    if (m < n && pts[m]!.conf === p.conf) return;
+    const share = m / n;
+    if (share >= 0.1) {
+      const ub = clopperPearsonUpper(errors, m, opts.delta);
+      if (ub < tightest.bound) tightest = { bound: ub, share };
+    }
+    while (wanted.length > 0 && share >= wanted[0]!) {
+      cuts.push({ requested: wanted.shift()!, share, errors, errorRate: errors / m, upperBound: clopperPearsonUpper(errors, m, opts.delta) });
+    }
+  });
+  return { tightestBound: tightest.bound, tightestAtShare: tightest.share, cuts };
 }
