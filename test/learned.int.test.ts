@@ -43,12 +43,36 @@ describe("learned cache end to end", () => {
     return waitForJob(h, tenant, r.body.id);
   };
 
+  /** GET /v1/learned for a tenant, polled until `ready` holds (a fill job lands just after its job finishes). */
+  const learnedStatus = async (tenant: string, ready: (body: any) => boolean) => {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const r = await h.call(tenant, "GET", "/v1/learned");
+      assert.equal(r.status, 200, r.text);
+      if (ready(r.body) || Date.now() >= deadline) return r.body;
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  };
+
   test("silent while warming up, then answers with its confidence; only for the tenant and label set it learned", async () => {
     // Warm-up: nothing is answered locally while the model has no examples.
     const first = await submit("acme", train.slice(0, 48), { learned: true });
     assert.equal(first.items.filter((i: any) => i.cache === "learned").length, 0);
     await submit("acme", train.slice(48), { learned: true });
     await waitForQueueDrained(h, LEARNED_FILL_QUEUE);
+
+    // GET /v1/learned: the tenant sees where its model stands; another tenant sees nothing of it.
+    const status = await learnedStatus("acme", (b) => b.scopes[0]?.examples === train.length);
+    assert.equal(status.enabled, true);
+    assert.equal(status.maxError, 0.2);
+    assert.equal(status.scopes.length, 1);
+    const [mine] = status.scopes;
+    assert.equal(mine.state, "answering");
+    assert.deepEqual(mine.labels, [...new Set(train.map((x) => x.label))].sort());
+    assert.equal(typeof mine.threshold, "number");
+    assert.equal(mine.task, "classify");
+    const empty = await h.call("globex", "GET", "/v1/learned");
+    assert.deepEqual(empty.body.scopes, []);
 
     const job = await submit("acme", probe, { learned: true });
     const learned = job.items.filter((i: any) => i.cache === "learned");
@@ -69,6 +93,13 @@ describe("learned cache end to end", () => {
     assert.equal(otherLabels.items.filter((i: any) => i.cache === "learned").length, 0);
     const optOut = await submit("acme", probe.slice(32, 48).map((x) => ({ text: `${x.text}.` })), {});
     assert.equal(optOut.items.filter((i: any) => i.cache === "learned").length, 0);
+
+    // The other label set is a scope of its own, still warming up; globex's own scope is its only one.
+    const after = (await learnedStatus("acme", (b) => b.scopes.some((x: any) => x.examples === 16))).scopes;
+    assert.deepEqual(after.map((x: any) => x.state).sort(), ["answering", "warming-up"]);
+    assert.ok(after.find((x: any) => x.state === "warming-up").labels.every((l: string) => ["billing", "technical", "other"].includes(l)));
+    const globexScopes = (await learnedStatus("globex", (b) => b.scopes[0]?.examples === 16)).scopes;
+    assert.deepEqual(globexScopes.map((x: any) => [x.state, x.examples]), [["warming-up", 16]]);
 
     // Audits (rate 1): every learned answer is asked alone to the LLM and recorded.
     const deadline = Date.now() + 60_000;

@@ -13,6 +13,7 @@ import { startInbox, type InboxHandle } from "./bulk/inbox.js";
 import { bulkRouter } from "./routes/bulk.js";
 import { batchesDisabledRouter, batchesRouter } from "./routes/batches.js";
 import { exportsRouter } from "./routes/exports.js";
+import { learnedRouter } from "./routes/learned.js";
 import { createDedup } from "./dedup.js";
 import type { SemanticLookup } from "./accept/dedupHook.js";
 import { LazySemantic, createSemanticService, type SemanticServiceOptions } from "./semantic.js";
@@ -117,7 +118,7 @@ export async function startApi(opts: {
     lane = createBatchLane({ env, db: opts.db, connection: queueConn, log: opts.log.child({ lane: "batch" }), ctx: () => ctx });
     ctx.batchLane = lane;
   }
-  const app = createApp(ctx, [bulkRouter(ctx), exportsRouter(ctx), lane ? batchesRouter(ctx, lane) : batchesDisabledRouter()]);
+  const app = createApp(ctx, [bulkRouter(ctx), exportsRouter(ctx), learnedRouter(env, learned), lane ? batchesRouter(ctx, lane) : batchesDisabledRouter()]);
   const inbox: InboxHandle | undefined = env.SIEVE_BULK_CRON ? await startInbox(ctx) : undefined;
   // Not app.listen(): express 5 calls its callback on an error too, so a busy port looked like
   // "listening" while nothing was served. A listen error rejects here and the process exits.

@@ -14,7 +14,7 @@ export { QdrantStore, pointId, type QdrantStoreOptions } from "./vector/qdrant.j
 export { guardedMatch, negationCount, numberSignature, type GuardOptions, type GuardResult } from "./semantic/guards.js";
 export * from "./semantic/cache.js";
 // Learned classification cache (docs/quality.md).
-export { LearnedCache, type LearnedCacheOptions, type LearnedAnswer, type LearnedScopeStats, type PendingAdjudication } from "./learned/cache.js";
+export { LearnedCache, type LearnedCacheOptions, type LearnedAnswer, type LearnedScopeState, type LearnedScopeStats, type PendingAdjudication } from "./learned/cache.js";
 export { KnnClassifier, CentroidClassifier, type Classifier, type ClassifierKind, type Prediction } from "./learned/classifier.js";
 export { HybridClassifier, type HybridOptions } from "./learned/hybrid.js";
 export { createClassifier } from "./learned/factory.js";

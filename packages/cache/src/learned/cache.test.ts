@@ -69,6 +69,33 @@ describe("learned cache", () => {
     assert.equal(st.calibrationPoints, 100, "the first 300 labels trained the model but were no points");
   });
 
+  test("reports where each scope stands (warming up, uncertified, answering), to its own tenant only", () => {
+    const cache = new LearnedCache({ maxError: 0.05, minExamples: 100, auditRate: 0, dimensions: DIMS });
+    const clear = stream(5, 600, 4, 0.05);
+    for (const x of clear.slice(0, 50)) cache.learn(scope(), x.v, x.label);
+    let [only] = cache.scopesOf("acme");
+    assert.equal(only!.stats.state, "warming-up");
+    assert.equal(only!.stats.examples, 50);
+    assert.equal(only!.stats.threshold, undefined);
+    for (const x of clear.slice(50)) cache.learn(scope(), x.v, x.label);
+    [only] = cache.scopesOf("acme");
+    assert.equal(only!.stats.state, "answering");
+    assert.ok(only!.stats.threshold !== undefined);
+    assert.deepEqual(only!.stats.labels, ["L0", "L1", "L2", "L3"]);
+    assert.equal(only!.scope.paramsHash, "labels-a");
+    // Warm but labelled at random: no threshold passes the bound, so it stays silent.
+    const r = mulberry32(9);
+    for (const x of stream(6, 300, 4, 0.05)) cache.learn(scope({ paramsHash: "labels-noisy" }), x.v, `L${Math.floor(r() * 4)}`);
+    const acme = cache.scopesOf("acme");
+    assert.deepEqual(acme.map((s) => [s.scope.paramsHash, s.stats.state]), [["labels-noisy", "uncertified"], ["labels-a", "answering"]], "most recently used first");
+    assert.equal(cache.lookup(scope({ paramsHash: "labels-noisy" }), clear[0]!.v), undefined);
+    // Another tenant sees none of them, and only its own once it has one.
+    assert.deepEqual(cache.scopesOf("globex"), []);
+    cache.learn(scope({ tenantId: "globex" }), clear[0]!.v, "other");
+    assert.deepEqual(cache.scopesOf("globex").map((s) => [s.scope.tenantId, s.stats.examples, s.stats.labels]), [["globex", 1, ["other"]]]);
+    assert.equal(cache.scopesOf("acme").length, 2);
+  });
+
   test("never answers across tenants or label sets", () => {
     const cache = new LearnedCache({ maxError: 0.05, minExamples: 100, auditRate: 0.05, dimensions: DIMS });
     const data = stream(2, 1500, 4, 0.05);

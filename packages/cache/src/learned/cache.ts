@@ -24,7 +24,7 @@ export interface LearnedCacheOptions {
   maxError: number;
   /** LLM labels a scope needs before it may answer. */
   minExamples: number;
-  /** Share of answers the caller audits (weights audited points by 1/auditRate). */
+  /** Share of answers the caller audits (validated here; audited points weigh 1, see calibration.ts). */
   auditRate: number;
   /** Vector length of the embedder. */
   dimensions: number;
@@ -70,8 +70,17 @@ export interface PendingAdjudication {
   label: string;
 }
 
+/**
+ * Where a scope stands: `warming-up` (fewer than minExamples labels), `uncertified` (warm, but no
+ * threshold passes the bound yet: it does not answer), `answering` (a certified threshold exists).
+ */
+export type LearnedScopeState = "warming-up" | "uncertified" | "answering";
+
 export interface LearnedScopeStats {
+  state: LearnedScopeState;
   examples: number;
+  /** The labels it has learned, sorted (at most MAX_LABELS_SHOWN). */
+  labels: string[];
   calibrationPoints: number;
   /** undefined: not certified yet (the cache does not answer in this scope). */
   threshold: number | undefined;
@@ -83,7 +92,12 @@ export interface LearnedScopeStats {
   adjudicatedForModel: number;
 }
 
+/** Labels kept per scope for stats(): a label set is bounded by the request schema, this only guards memory. */
+const MAX_LABELS_SHOWN = 500;
+
 interface ScopeModel {
+  scope: CacheScope;
+  labels: Set<string>;
   classifier: Classifier;
   calibrator: ThresholdCalibrator;
   answered: number;
@@ -106,7 +120,8 @@ export class LearnedCache {
     return scopeKey(scope);
   }
 
-  private model(key: string, create: boolean): ScopeModel | undefined {
+  private model(scope: CacheScope, create: boolean): ScopeModel | undefined {
+    const key = LearnedCache.key(scope);
     let m = this.scopes.get(key);
     if (m) {
       // Map order is insertion order: re-insert to mark as recently used.
@@ -116,6 +131,8 @@ export class LearnedCache {
     }
     if (!create) return undefined;
     m = {
+      scope: { ...scope },
+      labels: new Set(),
       classifier: createClassifier(this.opts.kind ?? "hybrid", this.opts.dimensions, this.opts.classifier),
       calibrator: new ThresholdCalibrator({ maxError: this.opts.maxError, delta: this.opts.delta ?? 0.05, startFactor: this.opts.startFactor ?? 1, window: this.opts.calibrationWindow ?? 20_000 }),
       answered: 0,
@@ -135,7 +152,7 @@ export class LearnedCache {
    * `text` (the item's text) is used by the `hybrid` kind; pass it to learn() and audit() as well.
    */
   lookup(scope: CacheScope, vector: ArrayLike<number>, text?: string): LearnedAnswer | undefined {
-    const m = this.model(LearnedCache.key(scope), false);
+    const m = this.model(scope, false);
     if (!m || m.classifier.size < this.opts.minExamples) return undefined;
     const threshold = m.calibrator.threshold();
     if (threshold === undefined) return undefined;
@@ -154,7 +171,7 @@ export class LearnedCache {
    * of becoming a point: the caller must pass it to adjudicate(), even when asking alone failed.
    */
   learn(scope: CacheScope, vector: ArrayLike<number>, label: string, text?: string, packed = false): PendingAdjudication | undefined {
-    const m = this.model(LearnedCache.key(scope), true)!;
+    const m = this.model(scope, true)!;
     const l = this.last;
     const p = l && l.vector === vector && l.text === text && l.model === m && l.size === m.classifier.size ? l.p : m.classifier.predict(vector, text);
     this.last = undefined;
@@ -162,6 +179,7 @@ export class LearnedCache {
     // early mistakes would sit at the top of the scan for as long as the window keeps them.
     const warm = m.classifier.size >= this.opts.minExamples;
     m.classifier.add(vector, label, text);
+    remember(m, label);
     if (!p || !warm) return undefined;
     const above = this.opts.adjudicateAbove;
     if (packed && above !== undefined && p.label !== label && p.confidence >= above) {
@@ -177,7 +195,7 @@ export class LearnedCache {
    * the point counts as an error). Only a calibration point: the example was learned already.
    */
   adjudicate(scope: CacheScope, pending: PendingAdjudication, aloneLabel: string | undefined): void {
-    const m = this.model(LearnedCache.key(scope), true)!;
+    const m = this.model(scope, true)!;
     const forModel = aloneLabel !== undefined && aloneLabel === pending.predicted;
     if (forModel) m.adjudicatedForModel++;
     m.calibrator.add(pending.confidence, forModel);
@@ -185,25 +203,43 @@ export class LearnedCache {
 
   /**
    * The LLM's answer to an item the cache answered (an audit). It is a calibration point for the
-   * region above the threshold (weight 1/auditRate) and a training example.
+   * region above the threshold (weight 1, see calibration.ts) and a training example.
    */
   audit(scope: CacheScope, vector: ArrayLike<number>, answer: LearnedAnswer, llmLabel: string, text?: string): void {
-    const m = this.model(LearnedCache.key(scope), true)!;
+    const m = this.model(scope, true)!;
     const agree = answer.label === llmLabel;
     m.audited++;
     if (!agree) m.auditDisagreements++;
     // Weight 1, not 1/auditRate: see calibration.ts on why unweighted audits are conservative.
     m.calibrator.add(answer.confidence, agree);
     m.classifier.add(vector, llmLabel, text);
+    remember(m, llmLabel);
   }
 
   stats(scope: CacheScope): LearnedScopeStats | undefined {
     const m = this.scopes.get(LearnedCache.key(scope));
-    if (!m) return undefined;
+    return m ? this.statsOf(m) : undefined;
+  }
+
+  /**
+   * Every scope of one tenant held in memory, most recently used first, with its stats: what
+   * `GET /v1/learned` shows that tenant. Never another tenant's.
+   */
+  scopesOf(tenantId: string): Array<{ scope: CacheScope; stats: LearnedScopeStats }> {
+    const out: Array<{ scope: CacheScope; stats: LearnedScopeStats }> = [];
+    for (const m of this.scopes.values()) if (m.scope.tenantId === tenantId) out.push({ scope: { ...m.scope }, stats: this.statsOf(m) });
+    return out.reverse();
+  }
+
+  private statsOf(m: ScopeModel): LearnedScopeStats {
+    const warm = m.classifier.size >= this.opts.minExamples;
+    const threshold = warm ? m.calibrator.threshold() : undefined;
     return {
+      state: !warm ? "warming-up" : threshold === undefined ? "uncertified" : "answering",
       examples: m.classifier.size,
+      labels: [...m.labels].sort(),
       calibrationPoints: m.calibrator.size,
-      threshold: m.classifier.size >= this.opts.minExamples ? m.calibrator.threshold() : undefined,
+      threshold,
       answered: m.answered,
       audited: m.audited,
       auditDisagreements: m.auditDisagreements,
@@ -211,4 +247,8 @@ export class LearnedCache {
       adjudicatedForModel: m.adjudicatedForModel,
     };
   }
+}
+
+function remember(m: ScopeModel, label: string): void {
+  if (m.labels.size < MAX_LABELS_SHOWN) m.labels.add(label);
 }
