@@ -68,8 +68,7 @@ export async function createLearnedService(opts: LearnedServiceOptions): Promise
       const out = new Map<number, LearnedAnswer>();
       if (scopeInput.params.task !== "classify" || texts.length === 0) return out;
       const scope = fullScope(scopeInput);
-      const stats = cache.stats(scope);
-      if (!stats || stats.threshold === undefined) {
+      if (cache.threshold(scope) === undefined) {
         // Cold (warming up or not certified): no embedding cost at submit until it can answer.
         qualityMetrics.learnedLookups.inc({ task: scopeInput.params.task, outcome: "cold" }, texts.length);
         return out;

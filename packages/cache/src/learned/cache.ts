@@ -153,8 +153,8 @@ export class LearnedCache {
    */
   lookup(scope: CacheScope, vector: ArrayLike<number>, text?: string): LearnedAnswer | undefined {
     const m = this.model(scope, false);
-    if (!m || m.classifier.size < this.opts.minExamples) return undefined;
-    const threshold = m.calibrator.threshold();
+    if (!m) return undefined;
+    const threshold = this.thresholdOf(m);
     if (threshold === undefined) return undefined;
     const p = m.classifier.predict(vector, text);
     this.last = { vector, text, model: m, size: m.classifier.size, p };
@@ -216,6 +216,19 @@ export class LearnedCache {
     remember(m, llmLabel);
   }
 
+  /**
+   * The certified threshold of a scope, undefined while it is warming up or not certified (it
+   * then answers nothing). Cheap: what a lookup checks before paying for an embedding.
+   */
+  threshold(scope: CacheScope): number | undefined {
+    const m = this.scopes.get(LearnedCache.key(scope));
+    return m ? this.thresholdOf(m) : undefined;
+  }
+
+  private thresholdOf(m: ScopeModel): number | undefined {
+    return m.classifier.size >= this.opts.minExamples ? m.calibrator.threshold() : undefined;
+  }
+
   stats(scope: CacheScope): LearnedScopeStats | undefined {
     const m = this.scopes.get(LearnedCache.key(scope));
     return m ? this.statsOf(m) : undefined;
@@ -232,10 +245,9 @@ export class LearnedCache {
   }
 
   private statsOf(m: ScopeModel): LearnedScopeStats {
-    const warm = m.classifier.size >= this.opts.minExamples;
-    const threshold = warm ? m.calibrator.threshold() : undefined;
+    const threshold = this.thresholdOf(m);
     return {
-      state: !warm ? "warming-up" : threshold === undefined ? "uncertified" : "answering",
+      state: m.classifier.size < this.opts.minExamples ? "warming-up" : threshold === undefined ? "uncertified" : "answering",
       examples: m.classifier.size,
       labels: [...m.labels].sort(),
       calibrationPoints: m.calibrator.size,
