@@ -12,7 +12,7 @@ import { sql } from "drizzle-orm";
 import { LEARNED_AUDIT_QUEUE, LEARNED_FILL_QUEUE, queryRows } from "@sieve/shared";
 import { ReferenceAnswers } from "@sieve/simulator";
 import { startHarness, waitForJob, waitForQueueDrained, type Harness } from "./support/harness.js";
-import { LEARNED_LABELS, corpus } from "./support/learned-corpus.js";
+import { LEARNED_ENV, LEARNED_LABELS, corpus } from "./support/learned-corpus.js";
 
 const LABELS = LEARNED_LABELS;
 const train = corpus(0, 10);
@@ -26,12 +26,9 @@ describe("learned cache adjudication end to end", () => {
     h = await startHarness({
       answers,
       env: {
-        SIEVE_LEARNED_CACHE: "true",
-        SIEVE_LEARNED_MIN_EXAMPLES: "40",
-        SIEVE_LEARNED_MAX_ERROR: "0.2",
+        ...LEARNED_ENV,
         SIEVE_LEARNED_AUDIT_RATE: "0",
         SIEVE_LEARNED_ADJUDICATE_ABOVE: "0.5",
-        SIEVE_RECHECK_RATE: "0",
       },
     });
   });

@@ -11,7 +11,7 @@ import { sql } from "drizzle-orm";
 import { LEARNED_FILL_QUEUE, queryRows } from "@sieve/shared";
 import { ReferenceAnswers } from "@sieve/simulator";
 import { startHarness, waitForJob, waitForQueueDrained, type Harness } from "./support/harness.js";
-import { LEARNED_LABELS, corpus } from "./support/learned-corpus.js";
+import { LEARNED_ENV, LEARNED_LABELS, corpus } from "./support/learned-corpus.js";
 
 const LABELS = LEARNED_LABELS;
 const train = corpus(0, 6); // 96 labelled examples
@@ -25,11 +25,8 @@ describe("learned cache end to end", () => {
     h = await startHarness({
       answers,
       env: {
-        SIEVE_LEARNED_CACHE: "true",
-        SIEVE_LEARNED_MIN_EXAMPLES: "40",
-        SIEVE_LEARNED_MAX_ERROR: "0.2",
+        ...LEARNED_ENV,
         SIEVE_LEARNED_AUDIT_RATE: "1",
-        SIEVE_RECHECK_RATE: "0",
       },
     });
   });
