@@ -10,7 +10,7 @@
  * processes each one learns only from the labels it happens to consume.
  */
 import { Queue } from "bullmq";
-import { LEARNED_AUDIT_QUEUE, createRedis, qualityMetrics, type DependencyMonitor, type Env, type Logger } from "@sieve/shared";
+import { AUDIT_JOB_OPTIONS, LEARNED_AUDIT_QUEUE, createRedis, qualityMetrics, type DependencyMonitor, type Env, type Logger } from "@sieve/shared";
 import { scopeFields, type CacheScopeInput } from "@sieve/shared/dedup/keys";
 import { MemoEmbedder } from "@sieve/cache/embeddings/memo";
 import { LearnedCache, type CacheScope, type Embedder, type LearnedAnswer } from "@sieve/cache";
@@ -88,7 +88,7 @@ export async function createLearnedService(opts: LearnedServiceOptions): Promise
       await auditQueue.add(
         "audit",
         { scope: scopeInput, answers: sample.map((a) => ({ itemId: a.itemId, text: a.text, label: a.label, confidence: a.confidence, threshold: a.threshold })) },
-        { attempts: 3, backoff: { type: "exponential", delay: 2_000 }, removeOnComplete: { age: 3_600 }, removeOnFail: { age: 86_400 } },
+        AUDIT_JOB_OPTIONS,
       );
     },
     async close() {

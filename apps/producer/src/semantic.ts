@@ -10,7 +10,7 @@
  */
 import { Queue } from "bullmq";
 import type { PGlite } from "@electric-sql/pglite";
-import { CACHE_AUDIT_QUEUE, createRedis, taskSettings, type DependencyMonitor, type Env, type Logger } from "@sieve/shared";
+import { AUDIT_JOB_OPTIONS, CACHE_AUDIT_QUEUE, createRedis, taskSettings, type DependencyMonitor, type Env, type Logger } from "@sieve/shared";
 import { scopeFields, type CacheScopeInput } from "@sieve/shared/dedup/keys";
 import { MemoEmbedder } from "@sieve/cache/embeddings/memo";
 import { OpenAIEmbedder, PgVectorStore, QdrantStore, SemanticCache, UseLiteEmbedder, type Embedder, type VectorStore } from "@sieve/cache";
@@ -90,7 +90,7 @@ export async function createSemanticService(opts: SemanticServiceOptions): Promi
       const sample = hits.filter(() => Math.random() < env.SIEVE_SEMANTIC_AUDIT_RATE);
       if (sample.length === 0) return;
       const scope = { tenantId: ctx.tenantId, namespace: ctx.policy.namespace, params: ctx.params, provider: ctx.route.provider, model: ctx.route.model };
-      await auditQueue.add("audit", { scope, hits: sample }, { attempts: 3, backoff: { type: "exponential", delay: 2_000 }, removeOnComplete: { age: 3_600 }, removeOnFail: { age: 86_400 } });
+      await auditQueue.add("audit", { scope, hits: sample }, AUDIT_JOB_OPTIONS);
     },
     async close() {
       await consumers?.close();

@@ -135,6 +135,17 @@ export const RecheckJob = z.object({
 export type RecheckJob = z.infer<typeof RecheckJob>;
 
 /** LLM labels on their way into the learned cache, and its answers sampled for audit (docs/quality.md). */
+/**
+ * BullMQ options of an audit job (semantic and learned audits, adjudications): a few retries for
+ * a provider hiccup, then kept a day for an operator to see why it failed.
+ */
+export const AUDIT_JOB_OPTIONS = {
+  attempts: 3,
+  backoff: { type: "exponential", delay: 2_000 },
+  removeOnComplete: { age: 3_600 },
+  removeOnFail: { age: 86_400 },
+} as const;
+
 export const LEARNED_FILL_QUEUE = "learned-fill";
 export const LearnedFillJob = z.object({
   scope: CacheScopeJson,

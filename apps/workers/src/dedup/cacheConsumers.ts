@@ -10,7 +10,7 @@
  */
 import { Queue, type Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import { LEARNED_AUDIT_QUEUE, createRedis, loadPriceTable, type LearnedAuditJob, type Db, type DependencyMonitor, type Env, type Logger, type PriceTable, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
+import { AUDIT_JOB_OPTIONS, LEARNED_AUDIT_QUEUE, createRedis, loadPriceTable, type LearnedAuditJob, type Db, type DependencyMonitor, type Env, type Logger, type PriceTable, type ProviderEndpoint, type ProviderName } from "@sieve/shared";
 import type { SemanticCache } from "@sieve/cache";
 import type { CacheScopeInput } from "@sieve/shared/dedup/keys";
 import { createProviders } from "../providers/index.js";
@@ -77,7 +77,7 @@ export function cacheConsumers(deps: CacheConsumerDeps): CacheConsumers {
       const connection = connect("learned consumers redis", monitor);
       const auditQueue = new Queue(LEARNED_AUDIT_QUEUE, { connection, prefix: env.SIEVE_QUEUE_PREFIX });
       const adjudicate = async (scope: CacheScopeInput, items: LearnedAuditJob["adjudications"]) =>
-        void (await auditQueue.add("adjudicate", { scope, adjudications: items }, { attempts: 3, backoff: { type: "exponential", delay: 2_000 }, removeOnComplete: { age: 3_600 }, removeOnFail: { age: 86_400 } }));
+        void (await auditQueue.add("adjudicate", { scope, adjudications: items }, AUDIT_JOB_OPTIONS));
       const workers = [startLearnedFillWorker({ models, connection, prefix: env.SIEVE_QUEUE_PREFIX, log, monitor, adjudicate }), startLearnedAuditWorker({ ...auditDeps(connection, monitor), models })];
       return {
         async close() {
